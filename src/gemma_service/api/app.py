@@ -1,0 +1,69 @@
+"""The FastAPI app factory. Resources live in the lifespan; nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gemma_service import __version__
+from gemma_service.api.error_handlers import install_error_handlers
+from gemma_service.api.routes import chat_completions, completions, health, models, native
+from gemma_service.api.state import ServiceState
+from gemma_service.chat.service import ChatService
+from gemma_service.config import ServiceSettings
+from gemma_service.engine.protocol import EngineClient
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: ServiceSettings,
+    engine: EngineClient,
+    *,
+    on_fatal: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the app around ``engine``; the model loads in the background after start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings=settings, engine=engine)
+        app.state.service = state
+        loader = asyncio.create_task(_load(state, on_fatal))
+        try:
+            yield
+        finally:
+            state.draining = True
+            loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loader
+            await engine.shutdown()
+
+    app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (health, chat_completions, completions, models, native):
+        app.include_router(module.router)
+    return app
+
+
+async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> None:
+    try:
+        await state.engine.start()
+    except Exception as exc:
+        state.load_error = f"{exc}"
+        log.error("model failed to load: %s", exc)
+        if on_fatal is not None:
+            on_fatal(state.load_error)
+        return
+    state.chat = ChatService(state.engine, request_timeout_s=state.settings.request_timeout)
+    info = state.engine.model_info
+    log.info(
+        "ready: serving %s (n_ctx=%d) on %s",
+        info.model_id,
+        info.n_ctx,
+        state.engine.health().device,
+    )

@@ -1,0 +1,42 @@
+"""Request models of the original gemma-service API (/chat, /chat/stream, /generate)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gemma_service.api.openai_protocol import ResponseFormat
+
+
+class NativeMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class NativeChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[NativeMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    seed: int | None = None
+    context: list[str] = Field(default_factory=list)
+    use_rag: bool = False
+    rag_top_k: int = Field(default=5, ge=1, le=50)
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    seed: int | None = None
+    stop: list[str] | None = Field(default=None, max_length=4)
+    response_format: ResponseFormat | None = None

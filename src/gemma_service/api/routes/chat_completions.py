@@ -1,0 +1,162 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from gemma_service.api.error_handlers import sse_error
+from gemma_service.api.openai_protocol import ChatCompletionRequest, ChatMessage
+from gemma_service.api.openai_responses import (
+    chat_chunk,
+    chat_completion_body,
+    chat_logprobs,
+    error_for_finish,
+    new_id,
+    openai_finish_reason,
+    usage_body,
+)
+from gemma_service.api.sampling import resolve_max_tokens, sampling_from
+from gemma_service.api.state import ChatDep, StateDep
+from gemma_service.api.streaming import (
+    SSE_DONE,
+    prime_all,
+    sse,
+    sse_response,
+    unless_disconnected,
+)
+from gemma_service.chat.prompt import Message
+from gemma_service.chat.service import Completion, collect_all, merge_streams
+from gemma_service.engine.protocol import TokenEvent, Usage
+from gemma_service.errors import InvalidRequestError
+
+router = APIRouter(tags=["openai"])
+
+
+def to_messages(messages: list[ChatMessage]) -> list[Message]:
+    """OpenAI messages → plain text turns; refuses what this text model cannot take."""
+    out: list[Message] = []
+    for i, m in enumerate(messages):
+        if m.role == "tool" or m.tool_calls:
+            raise InvalidRequestError(
+                "tool calls and tool results need the 'tools' field", param=f"messages[{i}]"
+            )
+        role = "system" if m.role == "developer" else m.role
+        out.append(Message(role, message_text(m, i)))
+    return out
+
+
+def message_text(m: ChatMessage, index: int) -> str:
+    if m.content is None:
+        return ""
+    if isinstance(m.content, str):
+        return m.content
+    texts: list[str] = []
+    for j, part in enumerate(m.content):
+        if part.type != "text":
+            raise InvalidRequestError(
+                f"this model takes text only; it cannot take '{part.type}' content",
+                param=f"messages[{index}].content[{j}]",
+                code="unsupported_content",
+            )
+        texts.append(part.text or "")
+    return "\n".join(texts)
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, chat: ChatDep, state: StateDep
+) -> Response:
+    settings = state.settings
+    max_tokens = resolve_max_tokens(
+        body.max_completion_tokens or body.max_tokens,
+        settings,
+        "max_completion_tokens" if body.max_completion_tokens else "max_tokens",
+    )
+    sampling = sampling_from(
+        body,
+        settings,
+        max_tokens=max_tokens,
+        n_vocab=chat.engine.model_info.n_vocab,
+        logprobs=body.logprobs,
+        top_logprobs=body.top_logprobs or 0,
+    )
+    prepared = chat.prepare_chat(to_messages(body.messages), max_tokens)
+    streams = chat.streams(prepared, sampling, n=body.n, priority=body.priority)
+    model = chat.engine.model_info.model_id
+    if body.stream:
+        primed = await prime_all(streams)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return sse_response(_stream(primed, model, include_usage, body.logprobs))
+    completions = await unless_disconnected(request, collect_all(streams))
+    for c in completions:
+        err = error_for_finish(c)
+        if err is not None:
+            raise err
+    return JSONResponse(chat_completion_body(model, completions, logprobs=body.logprobs))
+
+
+async def _stream(
+    streams: list[AsyncIterator[TokenEvent]], model: str, include_usage: bool, logprobs: bool
+) -> AsyncIterator[bytes]:
+    cid, created = new_id("chatcmpl"), int(time.time())
+    usages: dict[int, Usage] = {}
+    for i in range(len(streams)):
+        yield sse(
+            _with_usage(
+                chat_chunk(cid, created, model, i, {"role": "assistant", "content": ""}),
+                include_usage,
+            )
+        )
+    async for i, event in merge_streams(streams):
+        if event.finish_reason in ("timeout", "error"):
+            assert event.usage is not None
+            err = error_for_finish(
+                Completion("", event.finish_reason, event.usage, error=event.error)
+            )
+            assert err is not None
+            yield sse_error(err)
+            return
+        lp: dict[str, Any] | None = (
+            chat_logprobs(event.logprobs) if logprobs and event.logprobs else None
+        )
+        if event.text or lp:
+            yield sse(
+                _with_usage(
+                    chat_chunk(cid, created, model, i, {"content": event.text}, logprobs=lp),
+                    include_usage,
+                )
+            )
+        if event.finish_reason is not None:
+            assert event.usage is not None
+            usages[i] = event.usage
+            yield sse(
+                _with_usage(
+                    chat_chunk(
+                        cid, created, model, i, {}, openai_finish_reason(event.finish_reason)
+                    ),
+                    include_usage,
+                )
+            )
+    if include_usage:
+        yield sse(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": usage_body([usages[k] for k in sorted(usages)]),
+            }
+        )
+    yield SSE_DONE
+
+
+def _with_usage(chunk: dict[str, Any], include_usage: bool) -> dict[str, Any]:
+    if include_usage:
+        chunk["usage"] = None
+    return chunk

@@ -1,0 +1,78 @@
+"""Health: /livez (process alive), /readyz (can take work), /health and /healthz (details)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from gemma_service import __version__
+from gemma_service.api.state import ServiceState, StateDep
+
+router = APIRouter(tags=["health"])
+
+# Work pending but no engine step for this long means the engine is wedged.
+WEDGED_AFTER_S = 60.0
+
+
+def service_status(state: ServiceState) -> str:
+    if state.load_error:
+        return "error"
+    if state.draining:
+        return "draining"
+    if state.chat is None:
+        return "loading"
+    h = state.engine.health()
+    if h.state == "dead":
+        return "error"
+    if h.last_step_age_s is not None and h.last_step_age_s > WEDGED_AFTER_S:
+        return "wedged"
+    return "ok"
+
+
+def health_body(state: ServiceState) -> dict[str, Any]:
+    h = state.engine.health()
+    body: dict[str, Any] = {
+        "status": service_status(state),
+        "version": __version__,
+        "model": None,
+        "device": h.device,
+        "gpu_layers": h.gpu_layers,
+        "gpu_available": h.gpu_available,
+        "running": h.running,
+        "waiting": h.waiting,
+        "uptime_s": round(time.time() - state.started_at, 1),
+    }
+    if state.chat is not None:
+        info = state.engine.model_info
+        body["model"] = info.model_id
+        body["n_ctx"] = info.n_ctx
+    if h.detail or state.load_error:
+        body["detail"] = state.load_error or h.detail
+    body.update(h.extra)
+    return body
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    status = service_status(state)
+    code = 200 if status == "ok" else 503
+    headers = {} if code == 200 else {"Retry-After": "5"}
+    return JSONResponse(
+        {"status": "ready" if code == 200 else status}, status_code=code, headers=headers
+    )
+
+
+@router.get("/health")
+@router.get("/healthz")
+async def healthz(state: StateDep) -> JSONResponse:
+    body = health_body(state)
+    code = 200 if body["status"] == "ok" else 503
+    return JSONResponse(body, status_code=code)

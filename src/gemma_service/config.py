@@ -1,0 +1,214 @@
+"""Settings: one pydantic-settings schema; env vars and CLI flags come from the same fields.
+
+Each field names its environment variable (``env``) and, optionally, its CLI flag (``flag``);
+``cli.py`` builds argparse options from these fields, so a setting is declared once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def setting(default: Any, env: str, help: str, flag: str | None = None, **kwargs: Any) -> Any:
+    """Declare a setting read from ``env`` (and from ``--flag`` on the CLI)."""
+    extra: dict[str, Any] = {"env": env}
+    if flag:
+        extra["flag"] = flag
+    return Field(
+        default,
+        validation_alias=AliasChoices(env, env.lower()),
+        description=help,
+        json_schema_extra=extra,
+        **kwargs,
+    )
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gemma-service"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gemma-service"
+
+
+class ServiceSettings(BaseSettings):
+    """Everything `gemma-service serve` can be told, from env vars or flags."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", populate_by_name=True, protected_namespaces=()
+    )
+
+    # --- model and engine -------------------------------------------------------------------
+    model_path: Path | None = setting(
+        None,
+        "GEMMA_MODEL_PATH",
+        "GGUF file to serve (default: the packaged Gemma 3 270M)",
+        flag="--model",
+    )
+    model_alias: str | None = setting(
+        None,
+        "GEMMA_MODEL_ALIAS",
+        "model id shown by /v1/models (default: the file's stem)",
+        flag="--model-alias",
+    )
+    model_cache_dir: Path = setting(
+        default_cache_dir() / "models",
+        "GEMMA_MODEL_CACHE_DIR",
+        "where the packaged default model is assembled",
+        flag="--model-cache-dir",
+    )
+    gpu_layers: int = setting(
+        25,
+        "GEMMA_GPU_LAYERS",
+        "layers offloaded when the model holds the GPU",
+        flag="--gpu-layers",
+        ge=-1,
+    )
+    context_size: int = setting(
+        65536,
+        "GEMMA_CONTEXT_SIZE",
+        "context window (capped at the model's trained context)",
+        flag="--ctx-size",
+        ge=256,
+    )
+    batch_size: int = setting(
+        512,
+        "GEMMA_BATCH_SIZE",
+        "tokens per decode step (prefill chunk budget)",
+        flag="--batch-size",
+        ge=16,
+    )
+    parallel: int = setting(
+        8,
+        "GEMMA_PARALLEL",
+        "sequences decoded together (continuous batching)",
+        flag="--parallel",
+        ge=1,
+        le=256,
+    )
+    threads: int = setting(
+        0, "GEMMA_THREADS", "CPU threads for llama.cpp (0: all cores)", flag="--threads", ge=0
+    )
+    flash_attn: Literal["auto", "on", "off"] = setting(
+        "auto", "GEMMA_FLASH_ATTN", "llama.cpp flash attention", flag="--flash-attn"
+    )
+    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = setting(
+        "f16", "GEMMA_KV_CACHE_TYPE", "KV cache precision", flag="--kv-cache-type"
+    )
+    prefix_cache_slots: int = setting(
+        8,
+        "GEMMA_PREFIX_CACHE_SLOTS",
+        "finished sequences whose KV stays cached for prefix reuse (0: off)",
+        flag="--prefix-cache-slots",
+        ge=0,
+        le=128,
+    )
+    max_queue: int = setting(
+        64,
+        "GEMMA_MAX_QUEUE",
+        "waiting requests before new ones get 429",
+        flag="--max-queue",
+        ge=0,
+    )
+    request_timeout: float = setting(
+        600.0,
+        "GEMMA_REQUEST_TIMEOUT",
+        "seconds a request may run before it is ended",
+        flag="--request-timeout",
+        gt=0,
+    )
+    default_max_tokens: int = setting(
+        1024,
+        "GEMMA_DEFAULT_MAX_TOKENS",
+        "max_tokens when a request sets none",
+        flag="--default-max-tokens",
+        ge=1,
+    )
+    max_tokens_cap: int = setting(
+        8192,
+        "GEMMA_MAX_TOKENS_CAP",
+        "largest max_tokens a request may ask for",
+        flag="--max-tokens-cap",
+        ge=1,
+    )
+    max_n: int = setting(8, "GEMMA_MAX_N", "largest n (choices per request)", flag="--max-n", ge=1)
+    system_prompt: str | None = setting(
+        None,
+        "GEMMA_SYSTEM_PROMPT",
+        "system prompt used when a chat has none",
+        flag="--system-prompt",
+    )
+
+    # --- HTTP --------------------------------------------------------------------------------
+    host: str = setting("127.0.0.1", "HOST", "bind address", flag="--host")
+    port: int = setting(8080, "PORT", "bind port", flag="--port", ge=0, le=65535)
+    api_keys: str | None = setting(
+        None, "GEMMA_API_KEYS", "comma-separated static API keys", flag="--api-keys"
+    )
+    jwt_only: bool = setting(
+        False, "JWT_ONLY", "accept only JWTs, not static API keys", flag="--jwt-only"
+    )
+
+    # --- memory and data ---------------------------------------------------------------------
+    data_dir: Path = setting(
+        default_data_dir(),
+        "GEMMA_DATA_DIR",
+        "memory database and conversations",
+        flag="--data-dir",
+    )
+    rag_service_url: str | None = setting(
+        None,
+        "RAG_SERVICE_URL",
+        "external retrieval service (default: embedded SQLite memory)",
+        flag="--rag-service-url",
+    )
+
+    # --- GPU sharing -------------------------------------------------------------------------
+    gpu_coordinator_url: str | None = setting(
+        None,
+        "GPU_COORDINATOR_URL",
+        "GPU lease coordinator (unset: the GPU is held for the process lifetime)",
+        flag="--gpu-coordinator-url",
+    )
+
+    # --- logging -----------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = setting(
+        "info", "GEMMA_LOG_LEVEL", "log level", flag="--log-level"
+    )
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or (os.cpu_count() or 1)
+
+
+def field_env(info: FieldInfo) -> str | None:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict):
+        env = extra.get("env")
+        return env if isinstance(env, str) else None
+    return None
+
+
+def field_flag(info: FieldInfo) -> str | None:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict):
+        flag = extra.get("flag")
+        return flag if isinstance(flag, str) else None
+    return None

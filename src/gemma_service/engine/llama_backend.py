@@ -1,0 +1,319 @@
+"""The llama.cpp backend: the only module that imports ``llama_cpp``.
+
+It owns the model, one context with a unified KV cache shared by all sequences (so a prefix is
+copied between sequences by reference, not recomputed), one reusable ``llama_batch`` and a
+sampler chain per request. Every method is called from the engine's worker thread, except
+``tokenize``/``token_bytes`` which use a separate vocab-only model and are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as lc
+import numpy as np
+
+from gemma_service.engine.backend import KvCacheFullError, SampledToken
+from gemma_service.engine.logprobs import token_logprobs
+from gemma_service.engine.protocol import ModelInfo, SamplingParams
+from gemma_service.engine.scheduler import StepPlan
+from gemma_service.errors import InvalidRequestError, ModelFileError
+from gemma_service.model_files import check_model_file
+
+log = logging.getLogger(__name__)
+
+_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+_KV_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
+_init_lock = threading.Lock()
+_initialized = False
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaConfig:
+    """How to load the model and size its context."""
+
+    model_path: Path
+    model_id: str
+    n_ctx: int
+    batch_size: int
+    n_seq_max: int
+    threads: int
+    gpu_layers: int
+    flash_attn: str = "auto"
+    kv_cache_type: str = "f16"
+
+
+@lc.llama_log_callback  # type: ignore[untyped-decorator]
+def _forward_llama_log(level: int, text: bytes, _user: Any) -> None:
+    # llama.cpp logs a lot at load time; keep its warnings and errors, drop the chatter.
+    if level in (3, 4) and text:  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
+        log.log(
+            logging.WARNING if level == 3 else logging.ERROR,
+            "llama.cpp: %s",
+            text.decode("utf-8", "replace").rstrip(),
+        )
+
+
+def _ensure_initialized() -> None:
+    global _initialized
+    with _init_lock:
+        if not _initialized:
+            lc.llama_log_set(_forward_llama_log, ctypes.c_void_p(0))
+            lc.llama_backend_init()
+            _initialized = True
+
+
+def gpu_offload_supported() -> bool:
+    _ensure_initialized()
+    return bool(lc.llama_supports_gpu_offload())
+
+
+class LlamaBackend:
+    """A llama.cpp model + context executing scheduler plans."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        check_model_file(config.model_path)
+        _ensure_initialized()
+        self.config = config
+        self._vocab_model = self._load_model(0, vocab_only=True)
+        self._vocab = lc.llama_model_get_vocab(self._vocab_model)
+        self._pieces: dict[int, bytes] = {}
+        self._samplers: dict[str, Any] = {}
+        self._model: Any = None
+        self._ctx: Any = None
+        self._batch: Any = None
+        self.gpu_layers = 0
+        self.device = "cpu"
+        self.gpu_available = bool(lc.llama_supports_gpu_offload())
+        self._open(config.gpu_layers)
+        self.info = self._read_info()
+
+    # --- loading --------------------------------------------------------------------------
+    def _load_model(self, gpu_layers: int, *, vocab_only: bool = False) -> Any:
+        params = lc.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        params.vocab_only = vocab_only
+        model = lc.llama_model_load_from_file(str(self.config.model_path).encode(), params)
+        if not model:
+            raise ModelFileError(
+                f"llama.cpp could not load the model file: {self.config.model_path}"
+            )
+        return model
+
+    def _open(self, gpu_layers: int) -> None:
+        started = time.perf_counter()
+        offload = gpu_layers if lc.llama_supports_gpu_offload() else 0
+        self._model = self._load_model(offload)
+        cfg = self.config
+        n_ctx = min(cfg.n_ctx, lc.llama_model_n_ctx_train(self._model))
+        params = lc.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = params.n_ubatch = cfg.batch_size
+        params.n_seq_max = cfg.n_seq_max
+        params.n_threads = params.n_threads_batch = cfg.threads
+        params.flash_attn_type = _FLASH_ATTN[cfg.flash_attn]
+        params.type_k = params.type_v = _KV_TYPES[cfg.kv_cache_type]
+        # Gemma 3 uses sliding-window attention: copying a prefix between sequences only
+        # works with the full-size SWA cache. A unified cache lets sequences share cells.
+        params.swa_full = True
+        params.kv_unified = True
+        params.no_perf = True
+        self._ctx = lc.llama_init_from_model(self._model, params)
+        if not self._ctx:
+            lc.llama_model_free(self._model)
+            raise ModelFileError(
+                f"llama.cpp could not create a context (n_ctx={n_ctx}) for {cfg.model_path}"
+            )
+        self._batch = lc.llama_batch_init(cfg.batch_size, 0, 1)
+        self.gpu_layers = offload
+        self.device = "cuda" if offload != 0 else "cpu"
+        log.info(
+            "model loaded on %s (%d GPU layers, n_ctx=%d) in %.2fs",
+            self.device,
+            offload,
+            n_ctx,
+            time.perf_counter() - started,
+        )
+
+    def _read_info(self) -> ModelInfo:
+        m = self._model
+        vocab = lc.llama_model_get_vocab(m)
+        template = lc.llama_model_chat_template(m, None)
+        path = self.config.model_path
+        return ModelInfo(
+            model_id=self.config.model_id,
+            path=str(path),
+            n_ctx=int(lc.llama_n_ctx(self._ctx)),
+            n_ctx_train=int(lc.llama_model_n_ctx_train(m)),
+            n_vocab=int(lc.llama_vocab_n_tokens(vocab)),
+            chat_template=template.decode("utf-8", "replace") if template else None,
+            bos_token=self.token_bytes(lc.llama_vocab_bos(vocab), special=True).decode(),
+            eos_token=self.token_bytes(lc.llama_vocab_eos(vocab), special=True).decode(),
+            add_bos=bool(lc.llama_vocab_get_add_bos(vocab)),
+            size_bytes=int(lc.llama_model_size(m)),
+            n_params=int(lc.llama_model_n_params(m)),
+            created=int(os.path.getmtime(path)),
+        )
+
+    def reload(self, gpu_layers: int) -> None:
+        self._close_context()
+        self._open(gpu_layers)
+
+    def _close_context(self) -> None:
+        for smpl in self._samplers.values():
+            lc.llama_sampler_reset(smpl)
+        if self._batch is not None:
+            lc.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            lc.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            lc.llama_model_free(self._model)
+            self._model = None
+
+    def close(self) -> None:
+        for rid in list(self._samplers):
+            self.remove_sampler(rid)
+        self._close_context()
+        if self._vocab_model:
+            lc.llama_model_free(self._vocab_model)
+            self._vocab_model = None
+
+    # --- vocabulary -----------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        for _ in range(2):
+            buf = (lc.llama_token * capacity)()
+            n = lc.llama_tokenize(
+                self._vocab, data, len(data), buf, capacity, add_special, parse_special
+            )
+            if n >= 0:
+                return list(buf[:n])
+            capacity = -n
+        raise InvalidRequestError("text could not be tokenized")
+
+    def token_bytes(self, token: int, *, special: bool = False) -> bytes:
+        if not special and token in self._pieces:
+            return self._pieces[token]
+        buf = ctypes.create_string_buffer(64)
+        n = lc.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+        piece = buf.raw[:n]
+        if not special:
+            self._pieces[token] = piece
+        return piece
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(lc.llama_vocab_is_eog(self._vocab, token))
+
+    # --- sampling -------------------------------------------------------------------------
+    def add_sampler(self, request_id: str, params: SamplingParams) -> None:
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        try:
+            for smpl in self._sampler_stages(params):
+                lc.llama_sampler_chain_add(chain, smpl)
+        except Exception:
+            lc.llama_sampler_free(chain)
+            raise
+        self._samplers[request_id] = chain
+
+    def _sampler_stages(self, p: SamplingParams) -> list[Any]:
+        n_vocab = self.info.n_vocab if hasattr(self, "info") else 0
+        stages: list[Any] = []
+        if p.logit_bias:
+            arr = (lc.llama_logit_bias * len(p.logit_bias))(
+                *[lc.llama_logit_bias(t, b) for t, b in p.logit_bias.items()]
+            )
+            stages.append(lc.llama_sampler_init_logit_bias(n_vocab, len(p.logit_bias), arr))
+        if p.grammar:
+            g = lc.llama_sampler_init_grammar(self._vocab, p.grammar.encode(), b"root")
+            if not g:
+                raise InvalidRequestError("the grammar could not be parsed", param="grammar")
+            stages.append(g)
+        if p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
+            stages.append(
+                lc.llama_sampler_init_penalties(
+                    n_vocab, 64, p.repetition_penalty, p.frequency_penalty, p.presence_penalty
+                )
+            )
+        if p.temperature <= 0.0:
+            stages.append(lc.llama_sampler_init_greedy())
+            return stages
+        if p.top_k > 0:
+            stages.append(lc.llama_sampler_init_top_k(p.top_k))
+        if p.top_p < 1.0:
+            stages.append(lc.llama_sampler_init_top_p(p.top_p, 1))
+        if p.min_p > 0.0:
+            stages.append(lc.llama_sampler_init_min_p(p.min_p, 1))
+        stages.append(lc.llama_sampler_init_temp(p.temperature))
+        seed = lc.LLAMA_DEFAULT_SEED if p.seed is None else p.seed & 0xFFFFFFFF
+        stages.append(lc.llama_sampler_init_dist(seed))
+        return stages
+
+    def remove_sampler(self, request_id: str) -> None:
+        smpl = self._samplers.pop(request_id, None)
+        if smpl is not None:
+            lc.llama_sampler_free(smpl)
+
+    # --- stepping -------------------------------------------------------------------------
+    def execute(self, plan: StepPlan, want_logprobs: dict[str, int]) -> dict[str, SampledToken]:
+        self._apply_memory_ops(plan)
+        if not plan.chunks:
+            return {}
+        sample_at = self._fill_batch(plan)
+        rc = lc.llama_decode(self._ctx, self._batch)
+        if rc == 1:
+            raise KvCacheFullError("no room in the KV cache for this step")
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed with status {rc}")
+        out: dict[str, SampledToken] = {}
+        for rid, idx in sample_at.items():
+            smpl = self._samplers[rid]
+            token = int(lc.llama_sampler_sample(smpl, self._ctx, idx))
+            lp = None
+            if rid in want_logprobs:
+                logits = np.ctypeslib.as_array(
+                    lc.llama_get_logits_ith(self._ctx, idx), shape=(self.info.n_vocab,)
+                )
+                lp = token_logprobs(logits, token, want_logprobs[rid], self.token_bytes)
+            out[rid] = SampledToken(token, lp)
+        return out
+
+    def _apply_memory_ops(self, plan: StepPlan) -> None:
+        mem = lc.llama_get_memory(self._ctx)
+        for slot in plan.clear_slots:
+            lc.llama_memory_seq_rm(mem, slot, -1, -1)
+        for slot, keep in plan.trims:
+            if not lc.llama_memory_seq_rm(mem, slot, keep, -1):
+                raise RuntimeError(f"could not trim KV of slot {slot} to {keep} tokens")
+        for cp in plan.copies:
+            lc.llama_memory_seq_cp(mem, cp.src, cp.dst, 0, cp.n_tokens)
+
+    def _fill_batch(self, plan: StepPlan) -> dict[str, int]:
+        b = self._batch
+        i = 0
+        sample_at: dict[str, int] = {}
+        for chunk in plan.chunks:
+            last = len(chunk.tokens) - 1
+            for j, tok in enumerate(chunk.tokens):
+                b.token[i] = tok
+                b.pos[i] = chunk.start_pos + j
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = chunk.slot
+                b.logits[i] = 1 if (chunk.sample and j == last) else 0
+                i += 1
+            if chunk.sample:
+                sample_at[chunk.request_id] = i - 1
+        b.n_tokens = i
+        return sample_at

@@ -1,0 +1,151 @@
+"""The engine interface the layers above depend on, and the plain data that crosses it.
+
+The HTTP and chat layers see only ``EngineClient``; the llama.cpp engine and the fake engine used
+by fast tests both implement it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FinishReason = Literal["stop", "length", "abort", "timeout", "error"]
+
+
+@dataclass(slots=True)
+class SamplingParams:
+    """How one sequence is sampled. Defaults are neutral (no penalty, no truncation)."""
+
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    logprobs: bool = False
+    top_logprobs: int = 0
+    # GBNF grammar that constrains sampling (structured output / tool calls); root rule "root".
+    grammar: str | None = None
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    """One sequence to generate. ``prompt_tokens`` is already tokenized (BOS included)."""
+
+    request_id: str
+    prompt_tokens: list[int]
+    sampling: SamplingParams
+    priority: int = 0
+    # Seconds from submission after which the request ends with finish_reason "timeout".
+    timeout_s: float | None = None
+
+
+@dataclass(slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob]
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class TokenEvent:
+    """A step's output for one request.
+
+    ``text`` is safe to show: complete UTF-8 characters, with any text that might begin a stop
+    string held back until it is known not to. The last event has ``finish_reason`` and ``usage``.
+    """
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    # Set when finish_reason is "error" or "timeout": what went wrong, for the client.
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    """What the layers above need to know about the loaded model."""
+
+    model_id: str
+    path: str
+    n_ctx: int
+    n_ctx_train: int
+    n_vocab: int
+    chat_template: str | None
+    bos_token: str
+    eos_token: str
+    add_bos: bool
+    size_bytes: int
+    n_params: int
+    created: int
+
+
+@dataclass(slots=True)
+class EngineHealth:
+    """Liveness of the engine for readiness probes and /healthz."""
+
+    state: Literal["loading", "ready", "dead", "stopped"]
+    device: str
+    gpu_layers: int
+    gpu_available: bool
+    running: int
+    waiting: int
+    detail: str | None = None
+    last_step_age_s: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class EngineClient(Protocol):
+    """What the layers above may ask of an engine."""
+
+    @property
+    def model_info(self) -> ModelInfo: ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent]:
+        """Stream ``request``'s output. Closing the iterator early aborts the request."""
+        ...
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a request and free its sequence within one step."""
+        ...
+
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int]) -> str: ...
+
+    def health(self) -> EngineHealth: ...
+
+    async def start(self) -> None:
+        """Load the model and start serving. Raises ModelFileError on a bad model file."""
+        ...
+
+    async def shutdown(self) -> None: ...

@@ -1,0 +1,300 @@
+"""Continuous-batching scheduler: pure Python, no I/O, no llama.cpp.
+
+Each step, ``schedule()`` decides which running sequences decode one token and which prompt
+chunks prefill, under a token budget (``batch_size``) and a sequence cap (``parallel``); the
+backend executes the plan; ``update()`` records what it sampled. Decodes go first so running
+streams keep flowing while long prompts prefill in chunks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from gemma_service.engine.prefix_cache import PrefixCache, common_prefix_len
+
+# A request whose prompt shares at least this many not-yet-computed tokens with one that is
+# prefilling waits a step for it, then copies its KV instead of computing the same tokens twice.
+SHARE_WAIT_MIN_TOKENS = 32
+
+
+class SeqStatus(Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One request's progress through the engine."""
+
+    request_id: str
+    prompt: list[int]
+    max_tokens: int
+    priority: int = 0
+    arrival: int = 0
+    output: list[int] = field(default_factory=list)
+    slot: int | None = None
+    n_computed: int = 0
+    cached_tokens: int = 0
+    status: SeqStatus = SeqStatus.WAITING
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.prompt + self.output
+
+    @property
+    def prefilling(self) -> bool:
+        return self.n_computed < len(self.prompt)
+
+    def computed_tokens(self) -> list[int]:
+        return self.tokens[: self.n_computed]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Tokens of one sequence fed in this step, at positions ``start_pos``…"""
+
+    request_id: str
+    slot: int
+    tokens: list[int]
+    start_pos: int
+    sample: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KvCopy:
+    """Copy positions [0, n_tokens) of ``src`` slot's KV into ``dst`` slot."""
+
+    src: int
+    dst: int
+    n_tokens: int
+
+
+@dataclass(slots=True)
+class StepPlan:
+    """What the backend does this step: memory operations first, then one batched decode."""
+
+    clear_slots: list[int] = field(default_factory=list)
+    trims: list[tuple[int, int]] = field(default_factory=list)  # (slot, keep first n tokens)
+    copies: list[KvCopy] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(c.tokens) for c in self.chunks)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.chunks or self.clear_slots or self.trims or self.copies)
+
+
+class Scheduler:
+    """Owns waiting and running sequences, KV slots and the prefix cache."""
+
+    def __init__(self, *, batch_size: int, parallel: int, cache_slots: int) -> None:
+        self.batch_size = batch_size
+        self.parallel = parallel
+        self.prefix_cache = PrefixCache(cache_slots)
+        self._free_slots = list(range(parallel + cache_slots))
+        self._waiting: list[Sequence] = []
+        self._running: list[Sequence] = []
+        self._by_id: dict[str, Sequence] = {}
+        self._arrivals = itertools.count()
+        self._pending_clears: list[int] = []
+
+    # --- intake ---------------------------------------------------------------------------
+    def add(self, seq: Sequence) -> None:
+        seq.arrival = next(self._arrivals)
+        seq.status = SeqStatus.WAITING
+        self._waiting.append(seq)
+        self._by_id[seq.request_id] = seq
+
+    def get(self, request_id: str) -> Sequence | None:
+        return self._by_id.get(request_id)
+
+    @property
+    def n_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def n_running(self) -> int:
+        return len(self._running)
+
+    def has_work(self) -> bool:
+        return bool(self._waiting or self._running or self._pending_clears)
+
+    def running(self) -> list[Sequence]:
+        return list(self._running)
+
+    # --- planning -------------------------------------------------------------------------
+    def schedule(self) -> StepPlan:
+        plan = StepPlan(clear_slots=self._pending_clears)
+        self._pending_clears = []
+        budget = self.batch_size
+        for seq in self._running:
+            if not seq.prefilling and seq.slot is not None:
+                plan.chunks.append(
+                    Chunk(seq.request_id, seq.slot, [seq.tokens[-1]], seq.n_computed, True)
+                )
+                budget -= 1
+        for seq in sorted(self._running, key=_order):
+            if budget <= 0:
+                break
+            if seq.prefilling:
+                budget -= self._add_prefill_chunk(plan, seq, budget)
+        budget = self._admit(plan, budget)
+        return plan
+
+    def _admit(self, plan: StepPlan, budget: int) -> int:
+        for seq in sorted(self._waiting, key=_order):
+            if budget <= 0 or len(self._running) >= self.parallel:
+                break
+            if self._should_wait_for_sharer(seq):
+                continue
+            if not self._place(plan, seq):
+                break
+            self._waiting.remove(seq)
+            seq.status = SeqStatus.RUNNING
+            self._running.append(seq)
+            budget -= self._add_prefill_chunk(plan, seq, budget)
+        return budget
+
+    def _place(self, plan: StepPlan, seq: Sequence) -> bool:
+        """Give ``seq`` a slot, starting from the longest computed prefix anywhere in the cache."""
+        cached_slot, n = self.prefix_cache.best_match(seq.prompt)
+        src = cached_slot
+        for other in self._running:
+            m = common_prefix_len(other.computed_tokens(), seq.prompt)
+            if other.slot is not None and m > n:
+                src, n = other.slot, m
+        n = min(n, len(seq.prompt) - 1)  # the last prompt token is always computed: its logits
+        if src is not None and src == cached_slot and n > 0:
+            self.prefix_cache.take(src)  # take the cached slot over, keeping its prefix
+            plan.trims.append((src, n))
+            seq.slot = src
+        else:
+            seq.slot = self._claim_slot(plan)
+            if seq.slot is None:
+                return False
+            if src is not None and n > 0:
+                plan.copies.append(KvCopy(src, seq.slot, n))
+            else:
+                n = 0
+        seq.n_computed = seq.cached_tokens = max(n, 0)
+        return True
+
+    def _add_prefill_chunk(self, plan: StepPlan, seq: Sequence, budget: int) -> int:
+        assert seq.slot is not None
+        n = min(budget, len(seq.prompt) - seq.n_computed)
+        if n <= 0:
+            return 0
+        start = seq.n_computed
+        last = start + n == len(seq.prompt)
+        plan.chunks.append(
+            Chunk(seq.request_id, seq.slot, seq.prompt[start : start + n], start, last)
+        )
+        return n
+
+    def _claim_slot(self, plan: StepPlan) -> int | None:
+        if self._free_slots:
+            return self._free_slots.pop(0)
+        victim = self.prefix_cache.evict_lru()
+        if victim is not None:
+            plan.clear_slots.append(victim)
+        return victim
+
+    def _should_wait_for_sharer(self, seq: Sequence) -> bool:
+        for other in self._running:
+            if not other.prefilling:
+                continue
+            shared = common_prefix_len(other.prompt, seq.prompt)
+            if shared - other.n_computed >= SHARE_WAIT_MIN_TOKENS:
+                return True
+        return False
+
+    # --- results --------------------------------------------------------------------------
+    def update(self, plan: StepPlan, sampled: dict[str, int]) -> None:
+        """Record a step: prefilled positions advance; sampled tokens are appended."""
+        for chunk in plan.chunks:
+            seq = self._by_id.get(chunk.request_id)
+            if seq is None or seq.status is not SeqStatus.RUNNING:
+                continue
+            seq.n_computed = chunk.start_pos + len(chunk.tokens)
+            token = sampled.get(chunk.request_id)
+            if chunk.sample and token is not None:
+                seq.output.append(token)
+
+    def finish(self, request_id: str, *, cache: bool = True) -> Sequence | None:
+        """End a sequence (done or aborted); its KV stays cached for reuse when ``cache``."""
+        seq = self._by_id.pop(request_id, None)
+        if seq is None:
+            return None
+        if seq.status is SeqStatus.WAITING:
+            self._waiting.remove(seq)
+        elif seq.status is SeqStatus.RUNNING:
+            self._running.remove(seq)
+            self._release_slot(seq, cache=cache)
+        seq.status = SeqStatus.FINISHED
+        return seq
+
+    def _release_slot(self, seq: Sequence, *, cache: bool) -> None:
+        if seq.slot is None:
+            return
+        if cache and self.prefix_cache.capacity_slots > 0 and seq.n_computed > 0:
+            self.prefix_cache.put(seq.slot, seq.computed_tokens())
+            while len(self.prefix_cache) > self.prefix_cache.capacity_slots:
+                victim = self.prefix_cache.evict_lru()
+                if victim is not None:
+                    self._pending_clears.append(victim)
+                    self._free_slots.append(victim)
+        else:
+            self._pending_clears.append(seq.slot)
+            self._free_slots.append(seq.slot)
+        seq.slot = None
+
+    def make_room(self) -> bool:
+        """The KV cache is full: drop a cached prefix, else send the newest sequence back to wait.
+
+        Returns False when nothing can be freed.
+        """
+        victim = self.prefix_cache.evict_lru()
+        if victim is not None:
+            self._pending_clears.append(victim)
+            self._free_slots.append(victim)
+            return True
+        if len(self._running) <= 1:
+            return False
+        newest = max(self._running, key=lambda s: s.arrival)
+        self._running.remove(newest)
+        self._release_slot(newest, cache=False)
+        _fold_output_into_prompt(newest)
+        newest.status = SeqStatus.WAITING
+        self._waiting.insert(0, newest)
+        return True
+
+    def reset_kv(self) -> list[Sequence]:
+        """The KV cache was lost (model reloaded): every running sequence recomputes its prefix."""
+        self.prefix_cache.clear()
+        self._pending_clears.clear()
+        self._free_slots = list(range(self.parallel + self.prefix_cache.capacity_slots))
+        for seq in self._running:
+            seq.slot = self._free_slots.pop(0)
+            _fold_output_into_prompt(seq)
+        return list(self._running)
+
+    def all_sequences(self) -> Iterable[Sequence]:
+        return list(self._by_id.values())
+
+
+def _order(seq: Sequence) -> tuple[int, int]:
+    return (-seq.priority, seq.arrival)
+
+
+def _fold_output_into_prompt(seq: Sequence) -> None:
+    # Generated tokens join the prompt, so a recomputed sequence resumes where it stopped.
+    seq.max_tokens -= len(seq.output)
+    seq.prompt, seq.output = seq.tokens, []
+    seq.n_computed = seq.cached_tokens = 0

@@ -1,0 +1,1 @@
+"""Persistent memory for RAG: stores, embedders, retrieval and prompt sources."""

@@ -1,0 +1,156 @@
+"""The continuous-batching scheduler, stepped with hand-built results (no model)."""
+
+from __future__ import annotations
+
+from gemma_service.engine.scheduler import SHARE_WAIT_MIN_TOKENS, Scheduler, Sequence, StepPlan
+
+
+def seq(rid: str, n_prompt: int, *, priority: int = 0, base: int = 0) -> Sequence:
+    return Sequence(rid, list(range(base, base + n_prompt)), max_tokens=100, priority=priority)
+
+
+def step(s: Scheduler, token: int = 7) -> StepPlan:
+    plan = s.schedule()
+    s.update(plan, {c.request_id: token for c in plan.chunks if c.sample})
+    return plan
+
+
+def test_long_prompt_is_prefilled_in_chunks_under_the_budget() -> None:
+    s = Scheduler(batch_size=16, parallel=4, cache_slots=0)
+    s.add(seq("a", 40))
+    sizes = []
+    for _ in range(3):
+        plan = step(s)
+        sizes.append(plan.n_tokens)
+    assert sizes == [16, 16, 8]
+    assert [c.sample for c in plan.chunks] == [True]  # logits only for the last prompt token
+
+
+def test_running_streams_decode_while_a_long_prompt_prefills() -> None:
+    s = Scheduler(batch_size=16, parallel=4, cache_slots=0)
+    s.add(seq("short", 4))
+    step(s)  # prefilled, first token sampled
+    s.add(seq("long", 100, base=1000))
+    plan = step(s)
+    by_id = {c.request_id: c for c in plan.chunks}
+    assert len(by_id["short"].tokens) == 1 and by_id["short"].sample
+    assert len(by_id["long"].tokens) == 15  # the rest of the budget
+    assert plan.n_tokens <= 16
+
+
+def test_sequence_cap_holds_new_requests_until_a_slot_frees() -> None:
+    s = Scheduler(batch_size=64, parallel=2, cache_slots=0)
+    for rid in "abc":
+        s.add(seq(rid, 3, base=ord(rid) * 100))
+    plan = step(s)
+    assert {c.request_id for c in plan.chunks} == {"a", "b"}
+    assert s.n_waiting == 1
+    s.finish("a")
+    plan = step(s)
+    assert "c" in {c.request_id for c in plan.chunks}
+    assert plan.clear_slots  # a's KV is freed in the same step
+
+
+def test_higher_priority_is_admitted_first_then_arrival_order() -> None:
+    s = Scheduler(batch_size=64, parallel=1, cache_slots=0)
+    s.add(seq("low", 3, base=100))
+    s.add(seq("high", 3, priority=5, base=200))
+    s.add(seq("high2", 3, priority=5, base=300))
+    order = []
+    for _ in range(3):
+        plan = step(s)
+        rid = plan.chunks[0].request_id
+        order.append(rid)
+        s.finish(rid)
+    assert order == ["high", "high2", "low"]
+
+
+def test_abort_of_waiting_request_removes_it() -> None:
+    s = Scheduler(batch_size=8, parallel=1, cache_slots=0)
+    s.add(seq("a", 3))
+    s.add(seq("b", 3, base=50))
+    s.finish("b")
+    assert s.n_waiting == 1
+    step(s)
+    assert s.n_waiting == 0 and s.n_running == 1
+
+
+def test_finished_sequence_prefix_is_reused_by_the_next_request() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=2)
+    s.add(seq("first", 100))
+    step(s)
+    s.finish("first")
+    s.add(Sequence("second", [*range(100), 900, 901], max_tokens=10))
+    plan = step(s)
+    [chunk] = plan.chunks
+    assert chunk.start_pos == 100 and chunk.tokens == [900, 901]
+    assert s.get("second") is not None and s.get("second").cached_tokens == 100  # type: ignore[union-attr]
+    assert plan.trims == [(chunk.slot, 100)]  # took over the cached slot, no copy
+
+
+def test_identical_prompt_reuses_all_but_the_last_token() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=2)
+    s.add(seq("a", 50))
+    step(s)
+    s.finish("a")
+    s.add(seq("b", 50))
+    plan = step(s)
+    assert plan.chunks[0].tokens == [49] and plan.chunks[0].sample
+
+
+def test_second_request_waits_for_a_sharer_then_copies_its_kv() -> None:
+    s = Scheduler(batch_size=64, parallel=4, cache_slots=0)
+    s.add(seq("a", 200))
+    s.add(seq("b", 200))
+    plan = step(s)
+    assert {c.request_id for c in plan.chunks} == {"a"}  # b waits for a's prefix
+    while not plan.copies:
+        plan = step(s)
+    [copy] = plan.copies
+    # b starts from a's computed prefix and computes at most the share threshold itself.
+    assert copy.n_tokens >= 200 - SHARE_WAIT_MIN_TOKENS
+    [b_chunk] = [c for c in plan.chunks if c.request_id == "b"]
+    assert b_chunk.start_pos == copy.n_tokens and b_chunk.tokens[-1] == 199
+
+
+def test_cache_eviction_is_least_recently_used() -> None:
+    s = Scheduler(batch_size=512, parallel=1, cache_slots=1)
+    s.add(seq("a", 10))
+    step(s)
+    s.finish("a")
+    s.add(seq("b", 10, base=500))
+    plan = step(s)
+    s.finish("b")
+    # One cache slot: a's entry was evicted when b took the last free slot or finished.
+    assert len(s.prefix_cache) == 1
+    assert plan.chunks[0].start_pos == 0
+
+
+def test_make_room_evicts_cache_then_requeues_the_newest() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=1)
+    s.add(seq("old", 5))
+    step(s)
+    s.finish("old")
+    s.add(seq("a", 5, base=100))
+    s.add(seq("b", 5, base=200))
+    step(s)
+    step(s)
+    assert s.make_room()  # drops the cached prefix first
+    assert s.n_running == 2
+    assert s.make_room()  # then sends the newest back to wait, keeping its output
+    assert s.n_running == 1 and s.n_waiting == 1
+    requeued = s.get("b")
+    assert requeued is not None and requeued.prompt[-2:] == [7, 7]
+    plan = step(s)
+    assert any(c.request_id == "b" and c.start_pos == 0 for c in plan.chunks)
+
+
+def test_reset_kv_recomputes_running_sequences() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=0)
+    s.add(seq("a", 5))
+    step(s)
+    step(s)
+    s.reset_kv()
+    plan = step(s)
+    [chunk] = plan.chunks
+    assert chunk.start_pos == 0 and chunk.tokens == [0, 1, 2, 3, 4, 7, 7] and chunk.sample
