@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -177,6 +177,156 @@ class ServiceSettings(BaseSettings):
         "GPU_COORDINATOR_URL",
         "GPU lease coordinator (unset: the GPU is held for the process lifetime)",
         flag="--gpu-coordinator-url",
+    )
+
+    gpu_keep_s: float = setting(
+        30.0, "GEMMA_GPU_KEEP_S",
+        "seconds the model stays on the GPU after the last request (with a coordinator)",
+        flag="--gpu-keep", ge=0,
+    )
+    gpu_priority: int = setting(
+        10, "GEMMA_GPU_PRIORITY", "GPU lease priority (higher preempts lower)",
+        flag="--gpu-priority", ge=-1000, le=1000,
+    )
+    gpu_lease_ttl_s: float = setting(
+        10.0, "GEMMA_GPU_LEASE_TTL_S",
+        "GPU lease TTL; must exceed the time to move the model back to CPU",
+        flag="--gpu-lease-ttl", gt=0,
+    )
+    gpu_max_wait_s: float = setting(
+        10.0, "GEMMA_GPU_MAX_WAIT_S",
+        "longest a request waits for the GPU before it runs on CPU", flag="--gpu-max-wait", ge=0,
+    )
+    gpu_holder: str = setting(
+        "gemma-service", "GEMMA_GPU_HOLDER", "name this service holds the GPU lease under",
+        flag="--gpu-holder",
+    )
+
+    # --- security and limits ----------------------------------------------------------------
+    api_keys_file: Path | None = setting(
+        None,
+        "GEMMA_API_KEYS_FILE",
+        "file of static API keys, one per line ('#' starts a comment)",
+        flag="--api-keys-file",
+    )
+    jwt_secret: SecretStr | None = setting(
+        None, "GEMMA_JWT_SECRET", "HS256 secret that signs accepted JWTs", flag="--jwt-secret"
+    )
+    jwt_public_key_file: Path | None = setting(
+        None,
+        "GEMMA_JWT_PUBLIC_KEY_FILE",
+        "PEM public key (RSA or EC) that verifies RS256/ES256 JWTs",
+        flag="--jwt-public-key-file",
+    )
+    jwt_jwks_file: Path | None = setting(
+        None, "GEMMA_JWT_JWKS_FILE", "JWKS file of keys that verify JWTs", flag="--jwt-jwks-file"
+    )
+    jwt_audience: str | None = setting(
+        None,
+        "GEMMA_JWT_AUDIENCE",
+        "required JWT 'aud' (unset: no audience check)",
+        flag="--jwt-audience",
+    )
+    jwt_issuer: str | None = setting(
+        None,
+        "GEMMA_JWT_ISSUER",
+        "required JWT 'iss' (unset: no issuer check)",
+        flag="--jwt-issuer",
+    )
+    jwt_leeway_s: float = setting(
+        30.0,
+        "GEMMA_JWT_LEEWAY_S",
+        "clock skew allowed on JWT exp/nbf",
+        flag="--jwt-leeway",
+        ge=0,
+    )
+    allow_unauthenticated: bool = setting(
+        False,
+        "GEMMA_ALLOW_UNAUTHENTICATED",
+        "serve without auth on a non-loopback bind (refused otherwise)",
+        flag="--allow-unauthenticated",
+    )
+    cors_origins: str | None = setting(
+        None,
+        "GEMMA_CORS_ORIGINS",
+        "comma-separated origins allowed by CORS (unset: none)",
+        flag="--cors-origins",
+    )
+    max_body_bytes: int = setting(
+        10 * 1024 * 1024,
+        "GEMMA_MAX_BODY_BYTES",
+        "largest request body (413 beyond)",
+        flag="--max-body-bytes",
+        ge=1024,
+    )
+    max_header_bytes: int = setting(
+        32 * 1024,
+        "GEMMA_MAX_HEADER_BYTES",
+        "largest request head (request line + headers)",
+        flag="--max-header-bytes",
+        ge=1024,
+    )
+    max_messages: int = setting(
+        1000,
+        "GEMMA_MAX_MESSAGES",
+        "most messages in one chat request",
+        flag="--max-messages",
+        ge=1,
+    )
+    max_message_chars: int = setting(
+        400_000,
+        "GEMMA_MAX_MESSAGE_CHARS",
+        "longest message or prompt, in characters",
+        flag="--max-message-chars",
+        ge=1,
+    )
+    rate_limit_rpm: int = setting(
+        0,
+        "GEMMA_RATE_LIMIT_RPM",
+        "requests per minute per caller (0: unlimited)",
+        flag="--rate-limit-rpm",
+        ge=0,
+    )
+    rate_limit_tpm: int = setting(
+        0,
+        "GEMMA_RATE_LIMIT_TPM",
+        "prompt + generated tokens per minute per caller (0: unlimited)",
+        flag="--rate-limit-tpm",
+        ge=0,
+    )
+    drain_s: float = setting(
+        25.0,
+        "GEMMA_DRAIN_S",
+        "seconds in-flight requests may finish after SIGTERM",
+        flag="--drain",
+        ge=0,
+    )
+    wedged_after_s: float = setting(
+        60.0,
+        "GEMMA_WEDGED_AFTER_S",
+        "work pending with no engine step this long: not ready",
+        flag="--wedged-after",
+        gt=0,
+    )
+    image_url_allowlist: str | None = setting(
+        None,
+        "GEMMA_IMAGE_URL_ALLOWLIST",
+        "hosts remote image URLs may come from, comma-separated ('*.example.com'; unset: none)",
+        flag="--image-url-allowlist",
+    )
+    image_max_bytes: int = setting(
+        5 * 1024 * 1024,
+        "GEMMA_IMAGE_MAX_BYTES",
+        "largest image (data URL or fetched)",
+        flag="--image-max-bytes",
+        ge=1,
+    )
+    image_fetch_timeout_s: float = setting(
+        10.0,
+        "GEMMA_IMAGE_FETCH_TIMEOUT_S",
+        "time allowed to fetch one remote image",
+        flag="--image-fetch-timeout",
+        gt=0,
     )
 
     # --- logging -----------------------------------------------------------------------------

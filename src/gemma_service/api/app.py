@@ -12,11 +12,12 @@ from fastapi import FastAPI
 
 from gemma_service import __version__
 from gemma_service.api.error_handlers import install_error_handlers
-from gemma_service.api.routes import chat_completions, completions, health, models, native
+from gemma_service.api.routes import chat_completions, completions, health, models, native, ui
 from gemma_service.api.state import ServiceState
 from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
+from gemma_service.gpu.residency import GpuResidency
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,14 @@ def create_app(
             loader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await loader
+            if state.residency is not None:
+                # The engine frees the model's GPU memory itself right after: no reload to CPU.
+                await state.residency.stop(offload=False)
             await engine.shutdown()
 
     app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, chat_completions, completions, models, native):
+    for module in (health, chat_completions, completions, models, native, ui):
         app.include_router(module.router)
     return app
 
@@ -59,7 +63,10 @@ async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> 
         if on_fatal is not None:
             on_fatal(state.load_error)
         return
-    state.chat = ChatService(state.engine, request_timeout_s=state.settings.request_timeout)
+    state.residency = await _start_residency(state)
+    state.chat = ChatService(
+        state.engine, request_timeout_s=state.settings.request_timeout, residency=state.residency
+    )
     info = state.engine.model_info
     log.info(
         "ready: serving %s (n_ctx=%d) on %s",
@@ -67,3 +74,23 @@ async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> 
         info.n_ctx,
         state.engine.health().device,
     )
+
+
+async def _start_residency(state: ServiceState) -> GpuResidency:
+    """GPU placement: held for life without a coordinator, leased on demand with one."""
+    s = state.settings
+    health = state.engine.health()
+    residency = GpuResidency(
+        state.engine,
+        coordinator_url=s.gpu_coordinator_url,
+        gpu_layers=s.gpu_layers,
+        keep_s=s.gpu_keep_s,
+        holder=s.gpu_holder,
+        priority=s.gpu_priority,
+        ttl_s=s.gpu_lease_ttl_s,
+        gpu_available=health.gpu_available,
+        max_gpu_wait_s=s.gpu_max_wait_s,
+        loaded_gpu_layers=health.gpu_layers,
+    )
+    await residency.start()
+    return residency

@@ -12,6 +12,7 @@ from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.errors import ServiceUnavailableError
+from gemma_service.gpu.residency import GpuResidency
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ServiceState:
     engine: EngineClient
     started_at: float = field(default_factory=time.time)
     chat: ChatService | None = None
+    residency: GpuResidency | None = None
     draining: bool = False
     load_error: str | None = None
 

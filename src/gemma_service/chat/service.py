@@ -22,6 +22,7 @@ from gemma_service.engine.protocol import (
     Usage,
 )
 from gemma_service.errors import ContextLengthExceededError, InvalidRequestError
+from gemma_service.gpu.residency import GpuResidency
 
 
 @dataclass(slots=True)
@@ -42,6 +43,8 @@ class PreparedPrompt:
     tokens: list[int]
     text: str
     prepare_time_s: float = 0.0
+    # Filled in as the request runs: seconds waited for the model to be placed on the GPU.
+    gpu_wait_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -58,8 +61,15 @@ class Completion:
 class ChatService:
     """Builds prompts, enforces the context limit, starts one engine stream per choice."""
 
-    def __init__(self, engine: EngineClient, *, request_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        engine: EngineClient,
+        *,
+        request_timeout_s: float | None = None,
+        residency: GpuResidency | None = None,
+    ) -> None:
         self._engine = engine
+        self._residency = residency
         info = engine.model_info
         self._prompter = ChatPrompter(info.chat_template, info.bos_token, info.eos_token)
         self._add_bos = info.add_bos
@@ -139,8 +149,28 @@ class ChatService:
                 priority=priority,
                 timeout_s=self._timeout,
             )
-            out.append(self._engine.generate(req))
+            out.append(self._on_device(prepared, self._engine.generate(req)))
         return out
+
+    async def _on_device(
+        self, prepared: PreparedPrompt, stream: AsyncIterator[TokenEvent]
+    ) -> AsyncIterator[TokenEvent]:
+        """Hold the model's placement (GPU lease) while the stream runs."""
+        residency = self._residency
+        try:
+            if residency is not None:
+                waited = await residency.request_started()
+                prepared.gpu_wait_s = max(prepared.gpu_wait_s, waited)
+            try:
+                async for event in stream:
+                    yield event
+            finally:
+                if residency is not None:
+                    residency.request_finished()
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 async def collect(stream: AsyncIterator[TokenEvent]) -> Completion:

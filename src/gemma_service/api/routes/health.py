@@ -52,6 +52,8 @@ def health_body(state: ServiceState) -> dict[str, Any]:
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
     body.update(h.extra)
+    if state.residency is not None:
+        body.update(state.residency.status())
     return body
 
 

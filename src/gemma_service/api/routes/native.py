@@ -65,8 +65,8 @@ async def native_chat(
         "finish_reason": result.finish_reason,
         "rag_context_used": 0,
         "sources": [],
-        "gpu_wait_time": 0.0,
-        "inference_time": round(time.perf_counter() - started, 4),
+        "gpu_wait_time": round(prepared.gpu_wait_s, 4),
+        "inference_time": round(time.perf_counter() - started - prepared.gpu_wait_s, 4),
     }
 
 

@@ -1,0 +1,165 @@
+"""Prometheus metrics of the service (``GET /metrics``), in a registry of the app's own.
+
+Request, token and latency series are recorded as things happen; queue, engine and GPU state
+are read from the live objects at scrape time, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gemma_service.gpu.residency import Residency
+
+if TYPE_CHECKING:
+    from gemma_service.api.state import ServiceState
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TOKEN_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.2, 0.5, 1, 2.5)
+_LEASE_STATES = ("none", "exclusive", "waiting", "held", "preempted", "releasing")
+
+router = APIRouter(tags=["metrics"])
+
+
+class ServiceMetrics:
+    """The series the service records; one instance per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gemma_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "gemma_http_request_duration_seconds",
+            "HTTP request time until the last byte of the response",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter("gemma_prompt_tokens", "prompt tokens", registry=r)
+        self.generation_tokens = Counter("gemma_generation_tokens", "tokens generated", registry=r)
+        self.time_to_first_token = Histogram(
+            "gemma_time_to_first_token_seconds",
+            "time from submitting a generation to its first token",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inter_token_latency = Histogram(
+            "gemma_inter_token_latency_seconds",
+            "time between consecutive generated tokens of one sequence",
+            buckets=_TOKEN_GAP_BUCKETS,
+            registry=r,
+        )
+        self.e2e_latency = Histogram(
+            "gemma_e2e_request_latency_seconds",
+            "time from submitting a generation to its end",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prefix_cache_hits = Counter(
+            "gemma_prefix_cache_hits", "generations that reused a cached prompt prefix", registry=r
+        )
+        self.prefix_cache_hit_tokens = Counter(
+            "gemma_prefix_cache_hit_tokens", "prompt tokens served from the prefix cache", registry=r
+        )
+        self.gpu_wait = Histogram(
+            "gemma_gpu_wait_seconds",
+            "time a generation waited for the model's placement (GPU lease) before it ran",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.memory_retrieval = Histogram(
+            "gemma_memory_retrieval_seconds",
+            "time to retrieve memories for a prompt",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def watch(self, state: Callable[[], ServiceState | None]) -> None:
+        """Report engine and GPU state read from ``state()`` at scrape time."""
+        self.registry.register(_ServiceStateCollector(state))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ServiceStateCollector(Collector):
+    def __init__(self, state: Callable[[], ServiceState | None]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterable[Metric]:
+        state = self._state()
+        ready = GaugeMetricFamily("gemma_ready", "1 while the server takes work (see /readyz)")
+        ready.add_metric([], 1.0 if state is not None and state.ready else 0.0)
+        yield ready
+        if state is None:
+            return
+        yield from _engine_metrics(state)
+        if state.residency is not None:
+            yield from _gpu_metrics(state.residency.status())
+
+
+def _engine_metrics(state: ServiceState) -> Iterable[Metric]:
+    health = state.engine.health()
+    yield GaugeMetricFamily(
+        "gemma_requests_waiting", "sequences queued for the engine", value=health.waiting
+    )
+    yield GaugeMetricFamily(
+        "gemma_requests_running", "sequences being decoded", value=health.running
+    )
+    if health.last_step_age_s is not None:
+        yield GaugeMetricFamily(
+            "gemma_engine_last_step_age_seconds",
+            "seconds since the last engine step while work is pending (0 when idle)",
+            value=health.last_step_age_s,
+        )
+    extra = health.extra
+    steps = extra.get("steps_total")
+    if isinstance(steps, int | float):
+        yield CounterMetricFamily("gemma_engine_steps", "engine decode steps", value=steps)
+    used, capacity = extra.get("kv_cache_used_tokens"), extra.get("kv_cache_capacity_tokens")
+    if isinstance(used, int | float):
+        yield GaugeMetricFamily("gemma_kv_cache_used_tokens", "KV cache cells in use", value=used)
+        if isinstance(capacity, int | float) and capacity > 0:
+            yield GaugeMetricFamily(
+                "gemma_kv_cache_usage_ratio", "share of the KV cache in use", value=used / capacity
+            )
+
+
+def _gpu_metrics(status: dict[str, object]) -> Iterable[Metric]:
+    residency = GaugeMetricFamily(
+        "gemma_gpu_residency", "where the model is (1 for the current state)", labels=["state"]
+    )
+    for name in (r.value for r in Residency):
+        residency.add_metric([name], 1.0 if status.get("residency") == name else 0.0)
+    yield residency
+    lease = GaugeMetricFamily(
+        "gemma_gpu_lease_state", "GPU lease state (1 for the current state)", labels=["state"]
+    )
+    current = status.get("lease_state")
+    for name in sorted({*_LEASE_STATES, str(current)}):
+        lease.add_metric([name], 1.0 if current == name else 0.0)
+    yield lease
+    layers = status.get("gpu_layers")
+    if isinstance(layers, int):
+        yield GaugeMetricFamily("gemma_gpu_layers", "model layers on the GPU now", value=layers)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of the service's metrics."""
+    service_metrics: ServiceMetrics = request.app.state.metrics
+    return Response(service_metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,132 @@
+"""One log line and one metrics sample per HTTP request, under a request id.
+
+The id comes from the client's ``X-Request-Id`` when it is a plain token (anything else is
+replaced, so it cannot forge log lines) and is returned in the response's ``X-Request-Id``.
+Client-controlled text is escaped; headers, keys and bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gemma_service.api.metrics import ServiceMetrics
+from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, PUBLIC_PATHS, Principal
+from gemma_service.logs import request_id_var
+
+log = logging.getLogger("gemma_service.requests")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Probes and scrapes arrive every few seconds; their lines are debug-level.
+_QUIET_PATHS = PUBLIC_PATHS | {"/metrics"}
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Client text made safe for a log line: non-printables escaped, length capped."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
+
+
+def request_id_for(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def route_template(router: Router, scope: Scope) -> str:
+    """The matched route's path template (low-cardinality label), or 'unmatched'."""
+    route = scope.get("route")
+    if route is None:
+        for candidate in router.routes:
+            match, _ = candidate.matches(scope)
+            if match == Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestLogMiddleware:
+    """Outermost middleware: sees every response, including refusals by the inner ones."""
+
+    def __init__(self, app: ASGIApp, *, router: Router, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.router = router
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_for(scope)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status, sent = 500, 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, request_id, status, sent, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _record(
+        self, scope: Scope, request_id: str, status: int, sent: int, elapsed_s: float
+    ) -> None:
+        route = route_template(self.router, scope)
+        method = scope["method"]
+        self.metrics.requests.labels(route, method, str(status)).inc()
+        self.metrics.request_seconds.labels(route).observe(elapsed_s)
+        path = printable(scope["path"])
+        principal = scope.get(PRINCIPAL_SCOPE_KEY)
+        caller = principal.id if isinstance(principal, Principal) else None
+        client = scope.get("client")
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed_s * 1000, 1),
+            "bytes_sent": sent,
+            "caller": caller,
+            "client": client[0] if client else None,
+            "user_agent": printable(_user_agent(scope), 120),
+        }
+        level = logging.DEBUG if scope["path"] in _QUIET_PATHS and status < 500 else logging.INFO
+        log.log(
+            level,
+            "%s %s %d %.1fms id=%s caller=%s",
+            method,
+            path,
+            status,
+            elapsed_s * 1000,
+            request_id,
+            caller or "-",
+            extra={"fields": fields},
+        )
+
+
+def _user_agent(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"user-agent":
+            return str(value.decode("latin-1"))
+    return ""

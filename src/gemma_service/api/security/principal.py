@@ -1,0 +1,30 @@
+"""The authenticated caller of a request, and the paths anyone may call."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Probes reveal nothing secret and must answer without credentials (load balancers, kubelet).
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/health", "/healthz"})
+
+# Where the auth middleware leaves the principal in the ASGI scope.
+PRINCIPAL_SCOPE_KEY = "gemma.principal"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller. ``id`` is stable and safe to log (never a key or token)."""
+
+    id: str
+    method: Literal["api_key", "jwt", "none"]
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+# The caller of the request being served, for code that cannot see the request (token metering).
+current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)
+
+
+def is_public_path(path: str) -> bool:
+    return path in PUBLIC_PATHS
