@@ -1,0 +1,64 @@
+"""Structured output and tool calling: JSON Schema → llama.cpp grammars, the tool-call prompt
+format, and parsing of calls from model text (whole or streamed). Pure Python: no llama_cpp.
+"""
+
+from gemma_service.chat.structured.json_grammar import (
+    JSON_OBJECT_GBNF,
+    check_schema,
+    response_format_grammar,
+    schema_to_gbnf,
+    validate_instance,
+)
+from gemma_service.chat.structured.tool_call_parser import (
+    ContentDelta,
+    StreamDelta,
+    ToolCallDelta,
+    ToolCallStreamParser,
+    parse_tool_calls,
+)
+from gemma_service.chat.structured.tool_history import content_text, messages_to_turns
+from gemma_service.chat.structured.tool_specs import (
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    FunctionTool,
+    ToolCall,
+    ToolChoice,
+    format_tool_call,
+    format_tool_result,
+    new_tool_call_id,
+    parse_tool_choice,
+    parse_tools,
+)
+from gemma_service.chat.structured.tools import (
+    MAX_PARALLEL_CALLS,
+    render_tool_instructions,
+    tool_call_grammar,
+)
+
+__all__ = [
+    "JSON_OBJECT_GBNF",
+    "MAX_PARALLEL_CALLS",
+    "TOOL_CALL_CLOSE",
+    "TOOL_CALL_OPEN",
+    "ContentDelta",
+    "FunctionTool",
+    "StreamDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallStreamParser",
+    "ToolChoice",
+    "check_schema",
+    "content_text",
+    "format_tool_call",
+    "format_tool_result",
+    "messages_to_turns",
+    "new_tool_call_id",
+    "parse_tool_calls",
+    "parse_tool_choice",
+    "parse_tools",
+    "render_tool_instructions",
+    "response_format_grammar",
+    "schema_to_gbnf",
+    "tool_call_grammar",
+    "validate_instance",
+]
