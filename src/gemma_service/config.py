@@ -10,23 +10,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
+from gemma_service.memory.settings import MemorySettings
+from gemma_service.settings_fields import field_env, field_flag, setting
 
-def setting(default: Any, env: str, help: str, flag: str | None = None, **kwargs: Any) -> Any:
-    """Declare a setting read from ``env`` (and from ``--flag`` on the CLI)."""
-    extra: dict[str, Any] = {"env": env}
-    if flag:
-        extra["flag"] = flag
-    return Field(
-        default,
-        validation_alias=AliasChoices(env, env.lower()),
-        description=help,
-        json_schema_extra=extra,
-        **kwargs,
-    )
+__all__ = ["ServiceSettings", "field_env", "field_flag", "setting"]
 
 
 def default_data_dir() -> Path:
@@ -39,7 +29,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "gemma-service"
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(MemorySettings):
     """Everything `gemma-service serve` can be told, from env vars or flags."""
 
     model_config = SettingsConfigDict(
@@ -346,19 +336,3 @@ class ServiceSettings(BaseSettings):
     @property
     def effective_threads(self) -> int:
         return self.threads or (os.cpu_count() or 1)
-
-
-def field_env(info: FieldInfo) -> str | None:
-    extra = info.json_schema_extra
-    if isinstance(extra, dict):
-        env = extra.get("env")
-        return env if isinstance(env, str) else None
-    return None
-
-
-def field_flag(info: FieldInfo) -> str | None:
-    extra = info.json_schema_extra
-    if isinstance(extra, dict):
-        flag = extra.get("flag")
-        return flag if isinstance(flag, str) else None
-    return None

@@ -32,6 +32,8 @@ def make_client(tmp_path: Any) -> Iterator[MakeClient]:
     clients: list[TestClient] = []
 
     def make(backend: FakeBackend | None = None, **overrides: Any) -> TestClient:
+        # Lexical-only memory unless a test asks for an embedder: no torch import per app.
+        overrides.setdefault("embedding_model", "none")
         settings = ServiceSettings(data_dir=tmp_path, **overrides)
         fake = backend or FakeBackend()
         engine = Engine(lambda: fake, engine_config(settings))

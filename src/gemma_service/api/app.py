@@ -12,12 +12,27 @@ from fastapi import FastAPI
 
 from gemma_service import __version__
 from gemma_service.api.error_handlers import install_error_handlers
-from gemma_service.api.routes import chat_completions, completions, health, models, native, ui
+from gemma_service.api.metered_engine import MeteredEngine
+from gemma_service.api.metrics import ServiceMetrics
+from gemma_service.api.routes import (
+    chat_completions,
+    completions,
+    embeddings,
+    health,
+    memories,
+    models,
+    native,
+    ui,
+)
+from gemma_service.api.security.install import install_security
+from gemma_service.api.security.rate_limit import RateLimiter
 from gemma_service.api.state import ServiceState
 from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.gpu.residency import GpuResidency
+from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.service import MemoryService
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +44,8 @@ def create_app(
     on_fatal: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """Build the app around ``engine``; the model loads in the background after start-up."""
+    metrics, limiter = ServiceMetrics(), RateLimiter.from_settings(settings)
+    engine = MeteredEngine(engine, metrics, limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,18 +63,23 @@ def create_app(
                 # The engine frees the model's GPU memory itself right after: no reload to CPU.
                 await state.residency.stop(offload=False)
             await engine.shutdown()
+            _close_memory(state)
 
     app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, chat_completions, completions, models, native, ui):
+    install_security(app, settings, metrics=metrics, limiter=limiter)
+    for module in (health, chat_completions, completions, models, native, memories, embeddings, ui):
         app.include_router(module.router)
     return app
 
 
 async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> None:
+    memory = asyncio.create_task(asyncio.to_thread(_open_memory, state.settings))
     try:
         await state.engine.start()
+        state.memory, state.conversations = await memory
     except Exception as exc:
+        memory.cancel()
         state.load_error = f"{exc}"
         log.error("model failed to load: %s", exc)
         if on_fatal is not None:
@@ -65,7 +87,11 @@ async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> 
         return
     state.residency = await _start_residency(state)
     state.chat = ChatService(
-        state.engine, request_timeout_s=state.settings.request_timeout, residency=state.residency
+        state.engine,
+        request_timeout_s=state.settings.request_timeout,
+        residency=state.residency,
+        memory=state.memory,
+        conversations=state.conversations,
     )
     info = state.engine.model_info
     log.info(
@@ -94,3 +120,19 @@ async def _start_residency(state: ServiceState) -> GpuResidency:
     )
     await residency.start()
     return residency
+
+
+def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, ConversationStore]:
+    """The memory store, embedders and conversation history (blocking: loads models)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    memory = MemoryService.from_settings(
+        settings, data_dir=settings.data_dir, rag_service_url=settings.rag_service_url
+    )
+    return memory, ConversationStore.in_data_dir(settings.data_dir)
+
+
+def _close_memory(state: ServiceState) -> None:
+    if state.memory is not None:
+        state.memory.close()
+    if state.conversations is not None:
+        state.conversations.close()

@@ -8,11 +8,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, Principal
 from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.errors import ServiceUnavailableError
 from gemma_service.gpu.residency import GpuResidency
+from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.service import MemoryService
 
 
 @dataclass
@@ -24,6 +27,8 @@ class ServiceState:
     started_at: float = field(default_factory=time.time)
     chat: ChatService | None = None
     residency: GpuResidency | None = None
+    memory: MemoryService | None = None
+    conversations: ConversationStore | None = None
     draining: bool = False
     load_error: str | None = None
 
@@ -46,5 +51,23 @@ def get_chat(request: Request) -> ChatService:
     return state.chat
 
 
+def get_memory(request: Request) -> MemoryService:
+    state = get_state(request)
+    if state.memory is None:
+        raise ServiceUnavailableError(state.load_error or "the memory store is still opening")
+    return state.memory
+
+
+def get_principal(request: Request) -> Principal:
+    """The caller, as the auth middleware identified it (anonymous on an open server)."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(principal, Principal):
+        return principal
+    client = request.client.host if request.client else "-"
+    return Principal(f"anonymous:{client}", "none")
+
+
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
+MemoryDep = Annotated[MemoryService, Depends(get_memory)]
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
+from gemma_service.chat.context import AssembledChat, ChatContextBuilder, ContextRequest
 from gemma_service.chat.prompt import ChatPrompter, Message, Prompt
 from gemma_service.engine.protocol import (
     EngineClient,
@@ -23,6 +24,10 @@ from gemma_service.engine.protocol import (
 )
 from gemma_service.errors import ContextLengthExceededError, InvalidRequestError
 from gemma_service.gpu.residency import GpuResidency
+from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.service import MemoryService
+
+SUMMARY_MAX_TOKENS = 160
 
 
 @dataclass(slots=True)
@@ -67,6 +72,8 @@ class ChatService:
         *,
         request_timeout_s: float | None = None,
         residency: GpuResidency | None = None,
+        memory: MemoryService | None = None,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self._engine = engine
         self._residency = residency
@@ -74,10 +81,39 @@ class ChatService:
         self._prompter = ChatPrompter(info.chat_template, info.bos_token, info.eos_token)
         self._add_bos = info.add_bos
         self._timeout = request_timeout_s
+        self.context = ChatContextBuilder(
+            memory,
+            conversations,
+            lambda text: len(engine.tokenize(text, add_special=False, parse_special=False)),
+            info.n_ctx,
+        )
 
     @property
     def engine(self) -> EngineClient:
         return self._engine
+
+    async def assemble(
+        self, messages: list[Message], req: ContextRequest, max_tokens: int
+    ) -> AssembledChat:
+        """The request's messages with its conversation history and numbered sources added."""
+        return await self.context.assemble(messages, req, max_tokens, self.summarize)
+
+    async def summarize(self, turns: list[Message]) -> str:
+        """A few sentences standing in for older turns of a long conversation."""
+        transcript = "\n".join(f"{m.role}: {m.content}" for m in turns)
+        # About half the context for the transcript (~3 characters a token); newest kept.
+        transcript = transcript[-self._engine.model_info.n_ctx * 3 // 2 :]
+        ask = [
+            Message(
+                "user",
+                "Summarize this conversation in a few sentences, keeping names, "
+                f"facts and decisions:\n\n{transcript}",
+            )
+        ]
+        prepared = self.prepare_chat(ask, SUMMARY_MAX_TOKENS)
+        sampling = SamplingParams(max_tokens=SUMMARY_MAX_TOKENS, temperature=0.0)
+        [stream] = self.streams(prepared, sampling)
+        return (await collect(stream)).text
 
     def prepare_chat(self, messages: list[Message], max_tokens: int) -> PreparedPrompt:
         started = time.perf_counter()
@@ -171,6 +207,18 @@ class ChatService:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+async def remembering(
+    context: ChatContextBuilder, assembled: AssembledChat, stream: AsyncIterator[TokenEvent]
+) -> AsyncIterator[TokenEvent]:
+    """Pass a choice's events through; store the finished turn in its conversation."""
+    parts: list[str] = []
+    async for event in stream:
+        parts.append(event.text)
+        if event.finish_reason in ("stop", "length"):
+            await context.remember(assembled, "".join(parts))
+        yield event
 
 
 async def collect(stream: AsyncIterator[TokenEvent]) -> Completion:

@@ -46,6 +46,10 @@ class Sequence:
         return self.prompt + self.output
 
     @property
+    def last_token(self) -> int:
+        return self.output[-1] if self.output else self.prompt[-1]
+
+    @property
     def prefilling(self) -> bool:
         return self.n_computed < len(self.prompt)
 
@@ -137,7 +141,7 @@ class Scheduler:
         for seq in self._running:
             if not seq.prefilling and seq.slot is not None:
                 plan.chunks.append(
-                    Chunk(seq.request_id, seq.slot, [seq.tokens[-1]], seq.n_computed, True)
+                    Chunk(seq.request_id, seq.slot, [seq.last_token], seq.n_computed, True)
                 )
                 budget -= 1
         for seq in sorted(self._running, key=_order):

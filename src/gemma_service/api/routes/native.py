@@ -14,6 +14,8 @@ from gemma_service.api.openai_responses import error_for_finish
 from gemma_service.api.sampling import resolve_max_tokens
 from gemma_service.api.state import ChatDep, StateDep
 from gemma_service.api.streaming import prime_all, sse, sse_response, unless_disconnected
+from gemma_service.api.structured_fields import grammar_for
+from gemma_service.chat.context import AssembledChat, ContextRequest
 from gemma_service.chat.prompt import Message
 from gemma_service.chat.service import ChatService, Completion, PreparedPrompt, collect
 from gemma_service.engine.protocol import SamplingParams, TokenEvent, Usage
@@ -29,12 +31,34 @@ def usage_dict(u: Usage) -> dict[str, int]:
     }
 
 
-def _prepare_chat(chat: ChatService, body: NativeChatRequest, max_tokens: int) -> PreparedPrompt:
+async def _prepare_chat(
+    chat: ChatService, body: NativeChatRequest, max_tokens: int
+) -> tuple[AssembledChat, PreparedPrompt]:
     messages = [Message(m.role, m.content) for m in body.messages]
-    if body.context:
-        docs = "\n\n".join(f"[{i}] {d}" for i, d in enumerate(body.context, 1))
-        messages.insert(0, Message("system", f"Use these documents where relevant:\n{docs}"))
-    return chat.prepare_chat(messages, max_tokens)
+    req = ContextRequest(
+        use_rag=body.use_rag,
+        rag_top_k=body.rag_top_k,
+        context_documents=list(body.context),
+        conversation_id=body.conversation_id,
+    )
+    assembled = await chat.assemble(messages, req, max_tokens)
+    return assembled, chat.prepare_chat(assembled.messages, max_tokens)
+
+
+def context_fields(assembled: AssembledChat, prepared: PreparedPrompt) -> dict[str, Any]:
+    """What a response says about memory, history and the GPU (seed-000 fields and ours)."""
+    fields: dict[str, Any] = {
+        "rag_context_used": assembled.rag_context_used,
+        "sources": assembled.sources,
+        "retrieval_time": round(assembled.retrieval_time_s, 4),
+        "gpu_wait_time": round(prepared.gpu_wait_s, 4),
+    }
+    if assembled.warnings:
+        fields["warning"] = "; ".join(assembled.warnings)
+    if assembled.conversation_id:
+        fields["conversation_id"] = assembled.conversation_id
+        fields["history"] = assembled.history
+    return fields
 
 
 def _sampling(body: NativeChatRequest | GenerateRequest, max_tokens: int) -> SamplingParams:
@@ -53,19 +77,18 @@ async def native_chat(
     body: NativeChatRequest, request: Request, chat: ChatDep, state: StateDep
 ) -> dict[str, Any]:
     max_tokens = resolve_max_tokens(body.max_tokens, state.settings, "max_tokens")
-    prepared = _prepare_chat(chat, body, max_tokens)
+    assembled, prepared = await _prepare_chat(chat, body, max_tokens)
     started = time.perf_counter()
     [stream] = chat.streams(prepared, _sampling(body, max_tokens))
     result = await unless_disconnected(request, collect(stream))
     _raise_for_finish(result)
+    await chat.context.remember(assembled, result.text)
     return {
         "response": result.text,
         "model": chat.engine.model_info.model_id,
         "usage": usage_dict(result.usage),
         "finish_reason": result.finish_reason,
-        "rag_context_used": 0,
-        "sources": [],
-        "gpu_wait_time": round(prepared.gpu_wait_s, 4),
+        **context_fields(assembled, prepared),
         "inference_time": round(time.perf_counter() - started - prepared.gpu_wait_s, 4),
     }
 
@@ -73,31 +96,40 @@ async def native_chat(
 @router.post("/chat/stream", response_model=None)
 async def native_chat_stream(body: NativeChatRequest, chat: ChatDep, state: StateDep) -> Response:
     max_tokens = resolve_max_tokens(body.max_tokens, state.settings, "max_tokens")
-    prepared = _prepare_chat(chat, body, max_tokens)
+    assembled, prepared = await _prepare_chat(chat, body, max_tokens)
     started = time.perf_counter()
     [stream] = await prime_all(chat.streams(prepared, _sampling(body, max_tokens)))
-    return sse_response(_native_stream(stream, started))
+    return sse_response(_native_stream(chat, stream, started, assembled, prepared))
 
 
-async def _native_stream(stream: AsyncIterator[TokenEvent], started: float) -> AsyncIterator[bytes]:
+async def _native_stream(
+    chat: ChatService,
+    stream: AsyncIterator[TokenEvent],
+    started: float,
+    assembled: AssembledChat,
+    prepared: PreparedPrompt,
+) -> AsyncIterator[bytes]:
+    parts: list[str] = []
     async for event in stream:
+        parts.append(event.text)
+        if event.text:
+            yield sse({"token": event.text, "done": False})
         if event.finish_reason is None:
-            if event.text:
-                yield sse({"token": event.text, "done": False})
             continue
         assert event.usage is not None
         err = error_for_finish(Completion("", event.finish_reason, event.usage, error=event.error))
-        if event.text:
-            yield sse({"token": event.text, "done": False})
         final: dict[str, Any] = {
             "token": "",
             "done": True,
             "usage": usage_dict(event.usage),
             "finish_reason": event.finish_reason,
-            "inference_time": round(time.perf_counter() - started, 4),
+            **context_fields(assembled, prepared),
+            "inference_time": round(time.perf_counter() - started - prepared.gpu_wait_s, 4),
         }
         if err is not None:
             final["error"] = err.to_body()["error"]
+        else:
+            await chat.context.remember(assembled, "".join(parts))
         yield sse(final)
 
 
@@ -106,9 +138,11 @@ async def generate(
     body: GenerateRequest, request: Request, chat: ChatDep, state: StateDep
 ) -> dict[str, Any]:
     max_tokens = resolve_max_tokens(body.max_tokens, state.settings, "max_tokens")
+    sampling = _sampling(body, max_tokens)
+    sampling.grammar = grammar_for(body.response_format)
     prepared = chat.prepare_text(body.prompt, max_tokens)
     started = time.perf_counter()
-    [stream] = chat.streams(prepared, _sampling(body, max_tokens))
+    [stream] = chat.streams(prepared, sampling)
     result = await unless_disconnected(request, collect(stream))
     _raise_for_finish(result)
     return {

@@ -1,0 +1,102 @@
+"""Mounts `gemma-service memory import|search` on the CLI (found by ``cli._extra_commands``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gemma_service.errors import InvalidRequestError
+from gemma_service.memory.models import MEMORY_KINDS, SearchFilters
+from gemma_service.memory.settings import MemorySettings
+from gemma_service.memory.store import MemoryConfigError
+
+if TYPE_CHECKING:
+    from gemma_service.memory.service import MemoryService
+
+FILTER_FIELDS = ("speaker", "kind", "conversation_id", "since", "until")
+
+
+def open_service(args: argparse.Namespace, *, remote: bool) -> MemoryService:
+    """The service the server would open, from the same flags and env vars."""
+    from gemma_service.cli import settings_from_args  # the CLI imports us; import it lazily
+    from gemma_service.config import ServiceSettings
+    from gemma_service.memory.service import MemoryService
+
+    settings: ServiceSettings = settings_from_args(ServiceSettings, args)
+    return MemoryService.from_settings(
+        settings,
+        data_dir=settings.data_dir,
+        rag_service_url=settings.rag_service_url if remote else None,
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Store every memory of a JSONL file (validated first; nothing stored if a line is bad)."""
+    from gemma_service.memory.commands import import_jsonl
+
+    try:
+        service = open_service(args, remote=False)
+        try:
+            ids = import_jsonl(service, Path(args.file), show_progress=not args.quiet)
+        finally:
+            service.close()
+    except (InvalidRequestError, MemoryConfigError, OSError) as exc:
+        print(f"gemma-service: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"stored {len(ids)} memory item(s) from {args.file}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the memories a chat with use_rag would retrieve for the query."""
+    from gemma_service.memory.commands import search_cli
+
+    try:
+        filters = SearchFilters.parse(
+            {f: getattr(args, f) for f in FILTER_FIELDS if getattr(args, f) is not None}
+        )
+        service = open_service(args, remote=True)
+        try:
+            print(search_cli(service, args.query, top_k=args.top_k, filters=filters))
+        finally:
+            service.close()
+    except (InvalidRequestError, MemoryConfigError) as exc:
+        print(f"gemma-service: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """The memory settings' flags, plus --data-dir and --rag-service-url from ServiceSettings."""
+    from gemma_service.cli import add_settings_arguments
+    from gemma_service.config import ServiceSettings
+
+    add_settings_arguments(parser, MemorySettings)
+    for name, flag in (("data_dir", "--data-dir"), ("rag_service_url", "--rag-service-url")):
+        info = ServiceSettings.model_fields[name]
+        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=info.description)
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add `memory import FILE.jsonl` and `memory search QUERY` to the CLI's subparsers."""
+    memory = subparsers.add_parser("memory", help="import and search the RAG memory store")
+    actions = memory.add_subparsers(dest="memory_command", required=True)
+
+    importer = actions.add_parser("import", help="store memories from a JSONL file")
+    importer.add_argument("file", help="one JSON object per line: text, kind, speaker, ...")
+    importer.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_store_arguments(importer)
+    importer.set_defaults(func=cmd_import)
+
+    search = actions.add_parser("search", help="search memories as use_rag would")
+    search.add_argument("query")
+    search.add_argument("--top-k", type=int, default=5, help="results to show")
+    search.add_argument("--speaker")
+    search.add_argument("--kind", choices=MEMORY_KINDS)
+    search.add_argument("--conversation-id", dest="conversation_id")
+    search.add_argument("--since", help="ISO 8601 time")
+    search.add_argument("--until", help="ISO 8601 time")
+    add_store_arguments(search)
+    search.set_defaults(func=cmd_search)

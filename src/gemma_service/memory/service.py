@@ -1,0 +1,158 @@
+"""MemoryService: the one object the API, chat and CLI use for memories and embeddings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gemma_service.errors import InvalidRequestError, NotFoundError
+from gemma_service.memory.chunking import split_into_items
+from gemma_service.memory.embedder import Embedder, load_embedders
+from gemma_service.memory.models import (
+    NO_FILTERS,
+    MemoryItem,
+    MemoryItemIn,
+    MemoryRecord,
+    SearchFilters,
+)
+from gemma_service.memory.postgres_store import PostgresMemoryStore
+from gemma_service.memory.remote_retriever import RemoteRetriever
+from gemma_service.memory.retriever import MemoryRetriever, RecencyBias, RetrievalResult, Retriever
+from gemma_service.memory.settings import MemorySettings
+from gemma_service.memory.sqlite_store import SqliteMemoryStore
+from gemma_service.memory.store import MemoryConfigError, MemoryStore
+
+logger = logging.getLogger(__name__)
+
+SQLITE_FILE_NAME = "memory.sqlite3"
+EMBED_BATCH = 64
+
+
+def open_store(url: str | None, data_dir: Path, embedding_dim: int | None) -> MemoryStore:
+    """The store GEMMA_MEMORY_URL names: PostgreSQL, an SQLite file, or the default file."""
+    if url is None:
+        return SqliteMemoryStore(data_dir / SQLITE_FILE_NAME, embedding_dim)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresMemoryStore(url, embedding_dim)
+    if url.startswith("sqlite:///"):
+        return SqliteMemoryStore(Path(url.removeprefix("sqlite:///")), embedding_dim)
+    raise MemoryConfigError(
+        f"GEMMA_MEMORY_URL must start with postgresql:// or sqlite:///, not {url.split(':')[0]!r}"
+    )
+
+
+class MemoryService:
+    """Stores memories (chunked and embedded), searches them, and serves embeddings."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        retriever: MemoryRetriever,
+        *,
+        embedder: Embedder | None,
+        embedders: dict[str, Embedder] | None = None,
+        settings: MemorySettings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.retriever = retriever
+        self.embedder = embedder
+        self.embedders = embedders if embedders is not None else {}
+        if embedder is not None:
+            self.embedders.setdefault(embedder.name, embedder)
+        self.settings = settings or MemorySettings()
+        self._clock = clock
+
+    @classmethod
+    def from_settings(
+        cls, settings: MemorySettings, *, data_dir: Path, rag_service_url: str | None
+    ) -> MemoryService:
+        """Load the embedders, open the store and pick the retriever; warns once when memory
+        will search words only."""
+        loaded = load_embedders(
+            sentence_model=settings.embedding_model, gguf_path=settings.embedding_model_path
+        )
+        embedder = loaded.for_memory
+        store = open_store(settings.memory_url, data_dir, embedder.dim if embedder else None)
+        retriever: MemoryRetriever
+        if rag_service_url:
+            retriever = RemoteRetriever(rag_service_url, timeout_s=settings.rag_timeout_s)
+        else:
+            retriever = Retriever(
+                store,
+                embedder,
+                recency=RecencyBias(
+                    settings.rag_recency_half_life_days, settings.rag_recency_weight
+                ),
+                candidates=settings.rag_candidates,
+            )
+        return cls(store, retriever, embedder=embedder, embedders=loaded.by_name, settings=settings)
+
+    @property
+    def lexical_only(self) -> bool:
+        return self.embedder is None
+
+    def ingest(self, items: Sequence[MemoryItemIn]) -> list[str]:
+        """Chunk, embed and store ``items`` in one transaction; the stored ids, in order (a
+        chunked document yields one id per chunk)."""
+        now = self._clock()
+        stored: list[MemoryItem] = []
+        for memory in items:
+            stored.extend(
+                split_into_items(
+                    memory,
+                    max_chars=self.settings.memory_chunk_chars,
+                    overlap=self.settings.memory_chunk_overlap,
+                    now=now,
+                )
+            )
+        embeddings = self._embed_items(stored)
+        return self.store.add([MemoryRecord(i, e) for i, e in zip(stored, embeddings, strict=True)])
+
+    def _embed_items(self, items: Sequence[MemoryItem]) -> list[list[float] | None]:
+        if self.embedder is None:
+            return [None] * len(items)
+        vectors: list[list[float] | None] = []
+        for start in range(0, len(items), EMBED_BATCH):
+            batch = items[start : start + EMBED_BATCH]
+            vectors.extend(self.embedder.embed([item.text for item in batch]))
+        return vectors
+
+    def search(
+        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int | None = None
+    ) -> RetrievalResult:
+        return self.retriever.search(query, filters, top_k or self.settings.rag_top_k)
+
+    def get(self, item_id: str) -> MemoryItem:
+        item = self.store.get(item_id)
+        if item is None:
+            raise NotFoundError(f"no memory with id {item_id!r}", param="id")
+        return item
+
+    def delete(self, item_id: str) -> None:
+        if not self.store.delete(item_id):
+            raise NotFoundError(f"no memory with id {item_id!r}", param="id")
+
+    def embed(
+        self, texts: Sequence[str], model: str | None = None
+    ) -> tuple[str, list[list[float]]]:
+        """Vectors for /v1/embeddings from the named embedder (default: the memory's)."""
+        embedder = self.embedders.get(model) if model else self.embedder
+        if embedder is None:
+            available = ", ".join(sorted(self.embedders)) or "none installed"
+            raise InvalidRequestError(
+                f"unknown embedding model {model!r} (available: {available})"
+                if model
+                else "no embedding model is available on this server",
+                param="model",
+                code="model_not_found",
+            )
+        return embedder.name, embedder.embed(texts)
+
+    def close(self) -> None:
+        close_remote = getattr(self.retriever, "close", None)
+        if callable(close_remote):
+            close_remote()
+        self.store.close()

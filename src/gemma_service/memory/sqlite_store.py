@@ -1,0 +1,265 @@
+"""The embedded memory store: one SQLite file in WAL mode, FTS5 for words, cosine for vectors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
+from gemma_service.memory.sqlite_connections import SqliteConnections
+from gemma_service.memory.sqlite_vectors import (
+    VectorEngine,
+    float32_blob,
+    nearest_with_numpy,
+    nearest_with_sqlite_vec,
+    resolve_vector_engine,
+    try_load_sqlite_vec,
+)
+from gemma_service.memory.store import (
+    EmbeddingDimensionMismatchError,
+    check_embedding,
+    lexical_terms,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memory_items (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    speaker TEXT,
+    ts_us INTEGER NOT NULL,
+    emotion TEXT,
+    source TEXT,
+    conversation_id TEXT,
+    metadata TEXT NOT NULL,
+    parent_id TEXT,
+    chunk_index INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    created_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memory_items_ts ON memory_items (ts_us);
+CREATE INDEX IF NOT EXISTS memory_items_speaker ON memory_items (speaker);
+CREATE INDEX IF NOT EXISTS memory_items_conversation ON memory_items (conversation_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(
+    text, content='memory_items', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS memory_items_fts_insert AFTER INSERT ON memory_items BEGIN
+    INSERT INTO memory_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TABLE IF NOT EXISTS memory_embeddings (
+    rowid INTEGER PRIMARY KEY,
+    embedding BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS memory_items_delete AFTER DELETE ON memory_items BEGIN
+    INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    DELETE FROM memory_embeddings WHERE rowid = old.rowid;
+END;
+"""
+_ITEM_COLUMNS = (
+    "i.id, i.text, i.kind, i.speaker, i.ts_us, i.emotion, i.source, i.conversation_id, "
+    "i.metadata, i.parent_id, i.chunk_index, i.chunk_count, i.created_us"
+)
+_SQL_VARIABLES_PER_QUERY = 500
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def fts_match_expression(query: str) -> str | None:
+    """An FTS5 query matching any word of ``query``; every term quoted, so no text is a syntax
+    error. None when the text has no words."""
+    terms = lexical_terms(query)
+    if not terms:
+        return None
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def filter_clause(filters: SearchFilters) -> tuple[str, list[Any]]:
+    """SQL conditions on ``memory_items i`` for the set filters (always a valid AND term)."""
+    conditions, params = ["1"], list[Any]()
+    for column, value in (
+        ("i.speaker", filters.speaker),
+        ("i.kind", filters.kind),
+        ("i.conversation_id", filters.conversation_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if filters.since is not None:
+        conditions.append("i.ts_us >= ?")
+        params.append(to_micros(filters.since))
+    if filters.until is not None:
+        conditions.append("i.ts_us <= ?")
+        params.append(to_micros(filters.until))
+    return " AND ".join(conditions), params
+
+
+class SqliteMemoryStore:
+    """MemoryStore on one SQLite file; one connection per thread, durable commits."""
+
+    def __init__(
+        self, path: Path, embedding_dim: int | None, vector_engine: VectorEngine = "auto"
+    ) -> None:
+        self.path = path
+        self._sqlite_vec_missing: str | None = None
+        self._db = SqliteConnections(path, on_connect=self._load_extensions)
+        try:
+            self._db.run_script(_SCHEMA)
+            self._embedding_dim = self._settle_embedding_dim(embedding_dim)
+            self.vector_engine = resolve_vector_engine(vector_engine, self._sqlite_vec_missing)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def embedding_dim(self) -> int | None:
+        return self._embedding_dim
+
+    def _load_extensions(self, conn: sqlite3.Connection) -> None:
+        self._sqlite_vec_missing = try_load_sqlite_vec(conn)
+
+    def _settle_embedding_dim(self, embedding_dim: int | None) -> int | None:
+        """The size fixed when the first embedder met this file; a different one is an error."""
+        with self._db.write() as tx:
+            row = tx.execute("SELECT value FROM memory_meta WHERE key = 'embedding_dim'").fetchone()
+            stored_dim = int(row[0]) if row else None
+            if stored_dim is not None and embedding_dim not in (None, stored_dim):
+                raise EmbeddingDimensionMismatchError(
+                    stored_dim, embedding_dim or 0, str(self.path)
+                )
+            if stored_dim is None and embedding_dim is not None:
+                tx.execute(
+                    "INSERT INTO memory_meta (key, value) VALUES ('embedding_dim', ?)",
+                    (str(embedding_dim),),
+                )
+                stored_dim = embedding_dim
+        return stored_dim
+
+    def add(self, records: Sequence[MemoryRecord]) -> list[str]:
+        for record in records:
+            if record.embedding is not None:
+                check_embedding(record.embedding, self._embedding_dim)
+        with self._db.write() as tx:
+            for record in records:
+                self._insert(tx, record)
+        return [record.item.id for record in records]
+
+    def _insert(self, tx: sqlite3.Connection, record: MemoryRecord) -> None:
+        item = record.item
+        cursor = tx.execute(
+            "INSERT INTO memory_items (id, text, kind, speaker, ts_us, emotion, source, "
+            "conversation_id, metadata, parent_id, chunk_index, chunk_count, created_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.id,
+                item.text,
+                item.kind,
+                item.speaker,
+                to_micros(item.timestamp or item.created_at),
+                item.emotion,
+                item.source,
+                item.conversation_id,
+                json.dumps(item.metadata),
+                item.parent_id,
+                item.chunk_index,
+                item.chunk_count,
+                to_micros(item.created_at),
+            ),
+        )
+        if record.embedding is not None:
+            tx.execute(
+                "INSERT INTO memory_embeddings (rowid, embedding) VALUES (?, ?)",
+                (cursor.lastrowid, float32_blob(record.embedding)),
+            )
+
+    def get(self, item_id: str) -> MemoryItem | None:
+        return self.get_many([item_id]).get(item_id)
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
+        conn, found = self._db.connection(), dict[str, MemoryItem]()
+        unique_ids = list(dict.fromkeys(item_ids))
+        for start in range(0, len(unique_ids), _SQL_VARIABLES_PER_QUERY):
+            batch = unique_ids[start : start + _SQL_VARIABLES_PER_QUERY]
+            marks = ",".join("?" * len(batch))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM memory_items i WHERE i.id IN ({marks})", batch
+            )
+            found.update((row[0], _row_to_item(row)) for row in rows)
+        return found
+
+    def delete(self, item_id: str) -> bool:
+        with self._db.write() as tx:
+            row = tx.execute("SELECT rowid FROM memory_items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                return False
+            tx.execute("DELETE FROM memory_items WHERE rowid = ?", (row[0],))
+        return True
+
+    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
+        expression = fts_match_expression(query)
+        if expression is None or limit <= 0:
+            return []
+        where, params = filter_clause(filters)
+        rows = (
+            self._db.connection()
+            .execute(
+                "SELECT i.id, bm25(memory_fts) AS rank FROM memory_fts "
+                "JOIN memory_items i ON i.rowid = memory_fts.rowid "
+                f"WHERE memory_fts MATCH ? AND {where} ORDER BY rank, i.rowid LIMIT ?",
+                [expression, *params, limit],
+            )
+            .fetchall()
+        )
+        # bm25() is lower for better matches; report it negated so a higher score is better.
+        return [RankedId(row[0], rank, -float(row[1])) for rank, row in enumerate(rows, 1)]
+
+    def vector_search(
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+    ) -> list[RankedId]:
+        check_embedding(embedding, self._embedding_dim)
+        if limit <= 0:
+            return []
+        where, params = filter_clause(filters)
+        nearest = (
+            nearest_with_sqlite_vec if self.vector_engine == "sqlite-vec" else nearest_with_numpy
+        )
+        found = nearest(self._db.connection(), float32_blob(embedding), where, params, limit)
+        return [RankedId(item_id, rank, score) for rank, (item_id, score) in enumerate(found, 1)]
+
+    def count(self) -> int:
+        return int(self._db.connection().execute("SELECT count(*) FROM memory_items").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _row_to_item(row: Sequence[Any]) -> MemoryItem:
+    return MemoryItem(
+        id=row[0],
+        text=row[1],
+        kind=row[2],
+        speaker=row[3],
+        timestamp=from_micros(row[4]),
+        emotion=row[5],
+        source=row[6],
+        conversation_id=row[7],
+        metadata=json.loads(row[8]),
+        parent_id=row[9],
+        chunk_index=row[10],
+        chunk_count=row[11],
+        created_at=from_micros(row[12]),
+    )

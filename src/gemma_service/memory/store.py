@@ -1,0 +1,96 @@
+"""The memory store interface that the SQLite and PostgreSQL backends both implement."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
+
+
+class MemoryConfigError(Exception):
+    """The memory store cannot be opened as configured. Raised at start-up, shown as one line."""
+
+
+class EmbeddingDimensionMismatchError(MemoryConfigError):
+    """The store was created for embeddings of another size than the embedder produces."""
+
+    def __init__(self, stored_dim: int, embedder_dim: int, location: str) -> None:
+        super().__init__(
+            f"memory store {location} holds {stored_dim}-dimensional embeddings but the embedder "
+            f"makes {embedder_dim}-dimensional ones; use the embedder the store was built with "
+            "or a new store"
+        )
+        self.stored_dim = stored_dim
+        self.embedder_dim = embedder_dim
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    """Persistent memories with lexical and vector search. Methods are thread-safe and durable:
+    when ``add`` returns, the items survive a crash of the process."""
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Size of the stored embeddings, or None when the store holds none."""
+        ...
+
+    def add(self, records: Sequence[MemoryRecord]) -> list[str]:
+        """Store all records in one transaction (all or nothing); return their ids in order."""
+        ...
+
+    def get(self, item_id: str) -> MemoryItem | None: ...
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
+        """Items by id; unknown ids are absent from the result."""
+        ...
+
+    def delete(self, item_id: str) -> bool:
+        """Remove an item; False when there was none."""
+        ...
+
+    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
+        """Items matching any query term, best first. Any user text is a valid query."""
+        ...
+
+    def vector_search(
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+    ) -> list[RankedId]:
+        """Nearest items by cosine distance, best first; score is the cosine similarity."""
+        ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+# English words too common to say anything about relevance. PostgreSQL's 'english' text search
+# configuration drops these too, so both backends rank the same terms.
+_STOP_WORDS_TEXT = """
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its
+itself just me more most my myself no nor not now of off on once only or other our ours
+ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were
+what when where which while who whom why will with would you your yours yourself yourselves
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+MAX_QUERY_TERMS = 64
+
+
+def lexical_terms(query: str) -> list[str]:
+    """Distinct lower-cased words of a query, stop words removed unless nothing else is left."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+    content = [w for w in words if w not in STOP_WORDS]
+    return (content or words)[:MAX_QUERY_TERMS]
+
+
+def check_embedding(embedding: Sequence[float], expected_dim: int | None) -> None:
+    """Raise ValueError for a vector that the store cannot hold."""
+    if expected_dim is None:
+        raise ValueError("this memory store was opened without an embedding size")
+    if len(embedding) != expected_dim:
+        raise ValueError(f"embedding has {len(embedding)} values, the store expects {expected_dim}")
