@@ -28,6 +28,11 @@
     return turn;
   }
 
+  /** "2025-02-01T10:00:00+00:00" as "2025-02-01 10:00" (the time as stored, no zone math). */
+  function shortTime(timestamp) {
+    return typeof timestamp === "string" ? timestamp.replace("T", " ").slice(0, 16) : "";
+  }
+
   function renderSources(turn, sources) {
     if (!Array.isArray(sources) || sources.length === 0) return;
     const details = element("details", "sources");
@@ -37,7 +42,7 @@
     sources.forEach((source, i) => {
       const item = element("li", "source");
       item.value = Number.isInteger(source.n) ? source.n : i + 1;
-      const meta = [source.speaker, source.timestamp].filter(Boolean).join(" · ");
+      const meta = [source.speaker, shortTime(source.timestamp)].filter(Boolean).join(" · ");
       if (meta) item.append(element("span", "meta", meta));
       item.append(element("span", "source-text", String(source.text ?? "")));
       list.append(item);
