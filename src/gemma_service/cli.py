@@ -127,20 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> list[Any]:
-    """Subcommands owned by other modules, each mounted by a register(subparsers) function."""
-    registers: list[Any] = []
-    for module_name in (
-        "gemma_service.gpu.cli_commands",
-        "gemma_service.memory.cli_commands",
-        "gemma_service.bench.cli_commands",
-        "gemma_service.client.cli_commands",
-    ):
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ImportError:
-            continue
-        registers.append(module.register)
-    return registers
+    """Subcommands owned by other modules, each mounted by its register(subparsers)."""
+    from gemma_service.bench import cli_commands as bench
+    from gemma_service.client import cli_commands as client
+    from gemma_service.gpu import cli_commands as gpu
+    from gemma_service.memory import cli_commands as memory
+
+    return [gpu.register, memory.register, bench.register, client.register]
 
 
 def main(argv: list[str] | None = None) -> int:

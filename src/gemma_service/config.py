@@ -170,25 +170,38 @@ class ServiceSettings(MemorySettings):
     )
 
     gpu_keep_s: float = setting(
-        30.0, "GEMMA_GPU_KEEP_S",
+        30.0,
+        "GEMMA_GPU_KEEP_S",
         "seconds the model stays on the GPU after the last request (with a coordinator)",
-        flag="--gpu-keep", ge=0,
+        flag="--gpu-keep",
+        ge=0,
     )
     gpu_priority: int = setting(
-        10, "GEMMA_GPU_PRIORITY", "GPU lease priority (higher preempts lower)",
-        flag="--gpu-priority", ge=-1000, le=1000,
+        10,
+        "GEMMA_GPU_PRIORITY",
+        "GPU lease priority (higher preempts lower)",
+        flag="--gpu-priority",
+        ge=-1000,
+        le=1000,
     )
     gpu_lease_ttl_s: float = setting(
-        10.0, "GEMMA_GPU_LEASE_TTL_S",
+        10.0,
+        "GEMMA_GPU_LEASE_TTL_S",
         "GPU lease TTL; must exceed the time to move the model back to CPU",
-        flag="--gpu-lease-ttl", gt=0,
+        flag="--gpu-lease-ttl",
+        gt=0,
     )
     gpu_max_wait_s: float = setting(
-        10.0, "GEMMA_GPU_MAX_WAIT_S",
-        "longest a request waits for the GPU before it runs on CPU", flag="--gpu-max-wait", ge=0,
+        10.0,
+        "GEMMA_GPU_MAX_WAIT_S",
+        "longest a request waits for the GPU before it runs on CPU",
+        flag="--gpu-max-wait",
+        ge=0,
     )
     gpu_holder: str = setting(
-        "gemma-service", "GEMMA_GPU_HOLDER", "name this service holds the GPU lease under",
+        "gemma-service",
+        "GEMMA_GPU_HOLDER",
+        "name this service holds the GPU lease under",
         flag="--gpu-holder",
     )
 

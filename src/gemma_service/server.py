@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from fastapi import FastAPI
 
 from gemma_service.api.app import create_app
+from gemma_service.api.drain import DrainingServer, request_drain
+from gemma_service.api.security.install import startup_problem
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.factory import build_llama_engine
 from gemma_service.model_files import default_model_id, resolve_model_path
@@ -15,7 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def serve(settings: ServiceSettings) -> int:
-    """Serve until stopped; returns the process exit code (1 if the model failed to load)."""
+    """Serve until stopped; returns the exit code: 1 if the model failed to load, 2 if unsafe."""
+    problem = startup_problem(settings)
+    if problem is not None:
+        log.error("not starting: %s", problem)
+        return 2
     model_path = resolve_model_path(settings.model_path, settings.model_cache_dir)
     model_id = settings.model_alias or default_model_id(model_path)
     engine = build_llama_engine(settings, model_path, model_id)
@@ -28,15 +35,7 @@ def serve(settings: ServiceSettings) -> int:
             server.should_exit = True
 
     app = create_app(settings, engine, on_fatal=on_fatal)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
-    server = uvicorn.Server(config)
+    server = http_server(app, settings)
     log.info(
         "gemma-service listening on http://%s:%d (model %s)",
         settings.host,
@@ -48,3 +47,21 @@ def serve(settings: ServiceSettings) -> int:
         log.error("exiting: %s", fatal[0])
         return 1
     return 0
+
+
+def http_server(app: FastAPI, settings: ServiceSettings) -> DrainingServer:
+    """uvicorn for ``app``: bounded request heads, and a drain on SIGTERM before shutdown."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        # h11 bounds the request head it buffers (httptools does not): huge headers cannot
+        # exhaust memory.
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # The drain has already let requests finish; this only bounds the stragglers.
+        timeout_graceful_shutdown=2,
+    )
+    return DrainingServer(config, request_drain(app))

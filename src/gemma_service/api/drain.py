@@ -48,7 +48,6 @@ class RequestDrain:
         if self._since is not None:
             return
         self._since = self._clock()
-        log.info("draining: %d request(s) in flight, up to %gs", self.inflight, self.drain_s)
         for callback in self._on_begin:
             callback()
 
@@ -97,6 +96,7 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: RequestDrain) -> None:
         super().__init__(config)
         self.drain = drain
+        self._announced = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not recorded in uvicorn's captured signals: it would re-raise SIGTERM after a clean
@@ -111,4 +111,13 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if await super().on_tick(counter):
             return True
+        if self.drain.draining and not self._announced:
+            # Logged here, not in the signal handler, which runs inside whatever request
+            # happened to be executing and would carry its request id.
+            self._announced = True
+            log.info(
+                "draining: %d request(s) in flight, up to %gs",
+                self.drain.inflight,
+                self.drain.drain_s,
+            )
         return self.drain.done()

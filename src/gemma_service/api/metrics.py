@@ -73,7 +73,9 @@ class ServiceMetrics:
             "gemma_prefix_cache_hits", "generations that reused a cached prompt prefix", registry=r
         )
         self.prefix_cache_hit_tokens = Counter(
-            "gemma_prefix_cache_hit_tokens", "prompt tokens served from the prefix cache", registry=r
+            "gemma_prefix_cache_hit_tokens",
+            "prompt tokens served from the prefix cache",
+            registry=r,
         )
         self.gpu_wait = Histogram(
             "gemma_gpu_wait_seconds",

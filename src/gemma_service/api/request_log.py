@@ -7,12 +7,14 @@ Client-controlled text is escaped; headers, keys and bodies are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
-from starlette.routing import Match, Router
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gemma_service.api.metrics import ServiceMetrics
@@ -22,6 +24,8 @@ from gemma_service.logs import request_id_var
 log = logging.getLogger("gemma_service.requests")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# nginx's code for a request whose client went away before the answer; not a server error.
+CLIENT_CLOSED_REQUEST = 499
 # Probes and scrapes arrive every few seconds; their lines are debug-level.
 _QUIET_PATHS = PUBLIC_PATHS | {"/metrics"}
 
@@ -35,21 +39,34 @@ def printable(text: str, limit: int = 200) -> str:
 def request_id_for(scope: Scope) -> str:
     for key, value in scope["headers"]:
         if key == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate = str(value.decode("latin-1"))
             if _REQUEST_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex
 
 
-def route_template(router: Router, scope: Scope) -> str:
+def flat_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """Every route of the app, with included routers unfolded (FastAPI ≥ 0.160 nests them)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: the app's route list is already flat
+        return list(routes)
+    return [context.original_route for context in iter_route_contexts(routes)]
+
+
+def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
     """The matched route's path template (low-cardinality label), or 'unmatched'."""
     route = scope.get("route")
-    if route is None:
-        for candidate in router.routes:
+    if route is None:  # refused before routing (401, 413, 503): match the path ourselves
+        partial = None
+        for candidate in routes:
             match, _ = candidate.matches(scope)
             if match == Match.FULL:
                 route = candidate
                 break
+            if match == Match.PARTIAL and partial is None:
+                partial = candidate
+        route = route or partial
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
 
@@ -61,6 +78,7 @@ class RequestLogMiddleware:
         self.app = app
         self.router = router
         self.metrics = metrics
+        self._routes: list[BaseRoute] | None = None  # unfolded on first use, after start-up
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +87,8 @@ class RequestLogMiddleware:
         request_id = request_id_for(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status, sent = 500, 0
+        status: int | None = None  # until the response starts
+        sent = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, sent
@@ -84,14 +103,26 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if status is None:
+                status = CLIENT_CLOSED_REQUEST
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task is being cancelled (shutdown): let it end
+            # A route saw its client leave and gave up (streaming.unless_disconnected): there
+            # is nobody to answer, and it is not a server error worth a traceback.
         finally:
-            self._record(scope, request_id, status, sent, time.perf_counter() - started)
+            # No response and no cancellation: the app raised, and uvicorn answers 500.
+            answered = 500 if status is None else status
+            self._record(scope, request_id, answered, sent, time.perf_counter() - started)
             request_id_var.reset(token)
 
     def _record(
         self, scope: Scope, request_id: str, status: int, sent: int, elapsed_s: float
     ) -> None:
-        route = route_template(self.router, scope)
+        if self._routes is None:
+            self._routes = flat_routes(self.router.routes)
+        route = route_template(self._routes, scope)
         method = scope["method"]
         self.metrics.requests.labels(route, method, str(status)).inc()
         self.metrics.request_seconds.labels(route).observe(elapsed_s)

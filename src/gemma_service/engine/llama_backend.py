@@ -1,15 +1,17 @@
 """The llama.cpp backend: the only module that imports ``llama_cpp``.
 
 It owns the model, one context with a unified KV cache shared by all sequences (so a prefix is
-copied between sequences by reference, not recomputed), one reusable ``llama_batch`` and a
-sampler chain per request. Every method is called from the engine's worker thread, except
-``tokenize``/``token_bytes`` which use a separate vocab-only model and are safe from any thread.
+copied between sequences by reference, not recomputed), one reusable ``llama_batch`` and the
+samplers of each request (a chain, plus a grammar checked last: ``_sample_constrained``).
+Every method is called from the engine's worker thread, except ``tokenize``/``token_bytes``,
+which use a separate vocab-only model and are safe from any thread.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import threading
 import time
@@ -33,6 +35,8 @@ _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 _KV_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
 _init_lock = threading.Lock()
 _initialized = False
+# llama_token_data as a numpy record, so the whole vocabulary goes to llama.cpp as one array.
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,20 @@ class LlamaConfig:
     gpu_layers: int
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
+
+
+@dataclass(slots=True)
+class _RequestSamplers:
+    """One request's samplers. The grammar stays out of the chain: it is checked after the
+    chain picks a token, which is much cheaper than filtering the whole vocabulary every step."""
+
+    chain: Any
+    grammar: Any = None
+
+    def free(self) -> None:
+        lc.llama_sampler_free(self.chain)
+        if self.grammar is not None:
+            lc.llama_sampler_free(self.grammar)
 
 
 @lc.llama_log_callback  # type: ignore[untyped-decorator]
@@ -85,7 +103,7 @@ class LlamaBackend:
         self._vocab_model = self._load_model(0, vocab_only=True)
         self._vocab = lc.llama_model_get_vocab(self._vocab_model)
         self._pieces: dict[int, bytes] = {}
-        self._samplers: dict[str, Any] = {}
+        self._samplers: dict[str, _RequestSamplers] = {}
         self._model: Any = None
         self._ctx: Any = None
         self._batch: Any = None
@@ -132,6 +150,9 @@ class LlamaBackend:
                 f"llama.cpp could not create a context (n_ctx={n_ctx}) for {cfg.model_path}"
             )
         self._batch = lc.llama_batch_init(cfg.batch_size, 0, 1)
+        n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self._model))
+        self._candidates = np.zeros(n_vocab, dtype=_TOKEN_DATA)  # reused by grammar sampling
+        self._token_ids = np.arange(n_vocab, dtype=np.int32)
         self.gpu_layers = offload
         self.device = "cuda" if offload != 0 else "cpu"
         log.info(
@@ -167,8 +188,8 @@ class LlamaBackend:
         self._open(gpu_layers)
 
     def _close_context(self) -> None:
-        for smpl in self._samplers.values():
-            lc.llama_sampler_reset(smpl)
+        for samplers in self._samplers.values():
+            lc.llama_sampler_reset(samplers.chain)  # not the grammar: its text is kept
         if self._batch is not None:
             lc.llama_batch_free(self._batch)
             self._batch = None
@@ -219,14 +240,21 @@ class LlamaBackend:
 
     # --- sampling -------------------------------------------------------------------------
     def add_sampler(self, request_id: str, params: SamplingParams) -> None:
-        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        grammar = None
+        if params.grammar:
+            grammar = lc.llama_sampler_init_grammar(self._vocab, params.grammar.encode(), b"root")
+            if not grammar:
+                raise InvalidRequestError("the grammar could not be parsed", param="grammar")
+        samplers = _RequestSamplers(
+            lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params()), grammar
+        )
         try:
             for smpl in self._sampler_stages(params):
-                lc.llama_sampler_chain_add(chain, smpl)
+                lc.llama_sampler_chain_add(samplers.chain, smpl)
         except Exception:
-            lc.llama_sampler_free(chain)
+            samplers.free()
             raise
-        self._samplers[request_id] = chain
+        self._samplers[request_id] = samplers
 
     def _sampler_stages(self, p: SamplingParams) -> list[Any]:
         n_vocab = self.info.n_vocab if hasattr(self, "info") else 0
@@ -236,11 +264,6 @@ class LlamaBackend:
                 *[lc.llama_logit_bias(t, b) for t, b in p.logit_bias.items()]
             )
             stages.append(lc.llama_sampler_init_logit_bias(n_vocab, len(p.logit_bias), arr))
-        if p.grammar:
-            g = lc.llama_sampler_init_grammar(self._vocab, p.grammar.encode(), b"root")
-            if not g:
-                raise InvalidRequestError("the grammar could not be parsed", param="grammar")
-            stages.append(g)
         if p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
             stages.append(
                 lc.llama_sampler_init_penalties(
@@ -262,9 +285,49 @@ class LlamaBackend:
         return stages
 
     def remove_sampler(self, request_id: str) -> None:
-        smpl = self._samplers.pop(request_id, None)
-        if smpl is not None:
-            lc.llama_sampler_free(smpl)
+        samplers = self._samplers.pop(request_id, None)
+        if samplers is not None:
+            samplers.free()
+
+    def _sample(self, samplers: _RequestSamplers, idx: int) -> int:
+        if samplers.grammar is None:
+            return int(lc.llama_sampler_sample(samplers.chain, self._ctx, idx))
+        token = self._sample_constrained(samplers, idx)
+        lc.llama_sampler_accept(samplers.chain, token)
+        if not self.is_end_of_generation(token):  # the request ends there; nothing to track
+            # Only a token the grammar allows may be accepted: llama.cpp aborts on another.
+            lc.llama_sampler_accept(samplers.grammar, token)
+        return token
+
+    def _sample_constrained(self, samplers: _RequestSamplers, idx: int) -> int:
+        """Grammar-last sampling, as llama.cpp's common sampler does it: sample with the plain
+        chain and check just that token against the grammar; only if the grammar rejects it,
+        sample again from the candidates the grammar allows."""
+        candidates = self._fill_candidates(idx)
+        lc.llama_sampler_apply(samplers.chain, ctypes.byref(candidates))
+        token = int(candidates.data[candidates.selected].id)
+        one = np.array([(token, 0.0, 0.0)], dtype=_TOKEN_DATA)
+        single = _token_data_array(one)
+        lc.llama_sampler_apply(samplers.grammar, ctypes.byref(single))
+        if one["logit"][0] != -math.inf:
+            return token
+        candidates = self._fill_candidates(idx)
+        lc.llama_sampler_apply(samplers.grammar, ctypes.byref(candidates))
+        lc.llama_sampler_apply(samplers.chain, ctypes.byref(candidates))
+        selected = int(candidates.selected)
+        if selected < 0 or candidates.data[selected].logit == -math.inf:
+            log.warning("the grammar allows no token; ending the sequence")
+            return int(lc.llama_vocab_eos(self._vocab))
+        return int(candidates.data[selected].id)
+
+    def _fill_candidates(self, idx: int) -> Any:
+        """Every token with its logit at batch position ``idx``, as a llama_token_data_array."""
+        buf = self._candidates
+        logits = lc.llama_get_logits_ith(self._ctx, idx)
+        buf["logit"] = np.ctypeslib.as_array(logits, shape=(len(buf),))
+        buf["id"] = self._token_ids  # the chain sorts the array in place
+        buf["p"] = 0.0
+        return _token_data_array(buf)
 
     # --- stepping -------------------------------------------------------------------------
     def execute(self, plan: StepPlan, want_logprobs: dict[str, int]) -> dict[str, SampledToken]:
@@ -279,8 +342,7 @@ class LlamaBackend:
             raise RuntimeError(f"llama_decode failed with status {rc}")
         out: dict[str, SampledToken] = {}
         for rid, idx in sample_at.items():
-            smpl = self._samplers[rid]
-            token = int(lc.llama_sampler_sample(smpl, self._ctx, idx))
+            token = self._sample(self._samplers[rid], idx)
             lp = None
             if rid in want_logprobs:
                 logits = np.ctypeslib.as_array(
@@ -317,3 +379,9 @@ class LlamaBackend:
                 sample_at[chunk.request_id] = i - 1
         b.n_tokens = i
         return sample_at
+
+
+def _token_data_array(buf: np.ndarray[Any, np.dtype[Any]]) -> Any:
+    """A llama_token_data_array over ``buf`` (which must outlive it), nothing selected."""
+    pointer = buf.ctypes.data_as(ctypes.POINTER(lc.llama_token_data))
+    return lc.llama_token_data_array(pointer, len(buf), -1, False)

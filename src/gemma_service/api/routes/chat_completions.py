@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from gemma_service.api.error_handlers import sse_error
+from gemma_service.api.image_fetch import text_model_image_error
 from gemma_service.api.openai_protocol import ChatCompletionRequest, ChatMessage
 from gemma_service.api.openai_responses import (
     chat_chunk,
@@ -20,6 +21,7 @@ from gemma_service.api.openai_responses import (
     openai_finish_reason,
     usage_body,
 )
+from gemma_service.api.routes.chat_tool_stream import tool_call_stream
 from gemma_service.api.sampling import resolve_max_tokens, sampling_from
 from gemma_service.api.state import ChatDep, StateDep
 from gemma_service.api.streaming import (
@@ -29,8 +31,11 @@ from gemma_service.api.streaming import (
     sse_response,
     unless_disconnected,
 )
+from gemma_service.api.structured_fields import structured_chat, with_tool_calls
+from gemma_service.chat.context import AssembledChat, ContextRequest
 from gemma_service.chat.prompt import Message
-from gemma_service.chat.service import Completion, collect_all, merge_streams
+from gemma_service.chat.service import Completion, collect_all, merge_streams, remembering
+from gemma_service.chat.structured import messages_to_turns
 from gemma_service.engine.protocol import TokenEvent, Usage
 from gemma_service.errors import InvalidRequestError
 
@@ -38,13 +43,14 @@ router = APIRouter(tags=["openai"])
 
 
 def to_messages(messages: list[ChatMessage]) -> list[Message]:
-    """OpenAI messages → plain text turns; refuses what this text model cannot take."""
+    """OpenAI messages → plain text turns (tool calls and results written as the model sees
+    them); refuses what this text model cannot take."""
+    if any(m.role == "tool" or m.tool_calls for m in messages):
+        for i, m in enumerate(messages):
+            message_text(m, i)  # non-text content is refused as below
+        return messages_to_turns([m.model_dump(exclude_none=True) for m in messages])
     out: list[Message] = []
     for i, m in enumerate(messages):
-        if m.role == "tool" or m.tool_calls:
-            raise InvalidRequestError(
-                "tool calls and tool results need the 'tools' field", param=f"messages[{i}]"
-            )
         role = "system" if m.role == "developer" else m.role
         out.append(Message(role, message_text(m, i)))
     return out
@@ -57,6 +63,9 @@ def message_text(m: ChatMessage, index: int) -> str:
         return m.content
     texts: list[str] = []
     for j, part in enumerate(m.content):
+        if part.type == "image_url":
+            url = part.image_url.url if part.image_url else None
+            raise text_model_image_error(url, f"messages[{index}].content[{j}]")
         if part.type != "text":
             raise InvalidRequestError(
                 f"this model takes text only; it cannot take '{part.type}' content",
@@ -85,19 +94,52 @@ async def chat_completions(
         logprobs=body.logprobs,
         top_logprobs=body.top_logprobs or 0,
     )
-    prepared = chat.prepare_chat(to_messages(body.messages), max_tokens)
+    plan = structured_chat(body, to_messages(body.messages))
+    plan.constrain(sampling)
+    assembled = await chat.assemble(plan.messages, context_request(body), max_tokens)
+    prepared = chat.prepare_chat(assembled.messages, max_tokens)
     streams = chat.streams(prepared, sampling, n=body.n, priority=body.priority)
+    streams[0] = remembering(chat.context, assembled, streams[0])
     model = chat.engine.model_info.model_id
     if body.stream:
         primed = await prime_all(streams)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        if plan.reads_tool_calls:
+            return sse_response(tool_call_stream(primed, model, include_usage, body.logprobs, plan))
         return sse_response(_stream(primed, model, include_usage, body.logprobs))
     completions = await unless_disconnected(request, collect_all(streams))
     for c in completions:
         err = error_for_finish(c)
         if err is not None:
             raise err
-    return JSONResponse(chat_completion_body(model, completions, logprobs=body.logprobs))
+    response = chat_completion_body(model, completions, logprobs=body.logprobs)
+    response.update(extension_fields(body, assembled))
+    return JSONResponse(with_tool_calls(response, plan, completions))
+
+
+def context_request(body: ChatCompletionRequest) -> ContextRequest:
+    return ContextRequest(
+        use_rag=body.use_rag,
+        rag_top_k=body.rag_top_k,
+        context_documents=list(body.context or []),
+        conversation_id=body.conversation_id,
+    )
+
+
+def extension_fields(body: ChatCompletionRequest, assembled: AssembledChat) -> dict[str, Any]:
+    """gemma-service's additions to the response, present only when the request used them."""
+    fields: dict[str, Any] = {}
+    if body.use_rag or body.context:
+        fields.update(
+            sources=assembled.sources,
+            rag_context_used=assembled.rag_context_used,
+            retrieval_time=round(assembled.retrieval_time_s, 4),
+        )
+    if assembled.conversation_id:
+        fields.update(conversation_id=assembled.conversation_id, history=assembled.history)
+    if assembled.warnings:
+        fields["warning"] = "; ".join(assembled.warnings)
+    return fields
 
 
 async def _stream(

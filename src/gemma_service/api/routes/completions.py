@@ -27,6 +27,7 @@ from gemma_service.api.streaming import (
     sse_response,
     unless_disconnected,
 )
+from gemma_service.api.structured_fields import grammar_for
 from gemma_service.chat.service import ChatService, Completion, PreparedPrompt, collect_all
 from gemma_service.chat.service import merge_streams as merge
 from gemma_service.engine.protocol import TokenEvent, Usage
@@ -59,6 +60,7 @@ async def completions(
         logprobs=want_lp,
         top_logprobs=body.logprobs or 0,
     )
+    sampling.grammar = grammar_for(body.response_format)
     prepared = prepare(chat, body, max_tokens)
     streams = chat.streams(prepared, sampling, n=body.n, priority=body.priority)
     model = chat.engine.model_info.model_id

@@ -13,9 +13,6 @@ from gemma_service.api.state import ServiceState, StateDep
 
 router = APIRouter(tags=["health"])
 
-# Work pending but no engine step for this long means the engine is wedged.
-WEDGED_AFTER_S = 60.0
-
 
 def service_status(state: ServiceState) -> str:
     if state.load_error:
@@ -27,7 +24,8 @@ def service_status(state: ServiceState) -> str:
     h = state.engine.health()
     if h.state == "dead":
         return "error"
-    if h.last_step_age_s is not None and h.last_step_age_s > WEDGED_AFTER_S:
+    # Work pending but no engine step for this long (GEMMA_WEDGED_AFTER_S): the engine is wedged.
+    if h.last_step_age_s is not None and h.last_step_age_s > state.settings.wedged_after_s:
         return "wedged"
     return "ok"
 

@@ -20,9 +20,7 @@ from gemma_service.errors import AuthenticationError
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_HS256_SECRET_BYTES = 32
 
-_MISSING = (
-    "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'"
-)
+_MISSING = "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'"
 
 
 class SecurityConfigError(ValueError):

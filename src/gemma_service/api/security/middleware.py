@@ -22,6 +22,7 @@ from gemma_service.api.security.request_limits import RequestLimits
 from gemma_service.errors import AuthenticationError, ServiceError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+WS_POLICY_VIOLATION = 1008
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -41,13 +42,13 @@ async def _refuse(exc: ServiceError, scope: Scope, receive: Receive, send: Send)
 class AuthMiddleware:
     """401 without valid credentials, 429 over the caller's rate; the caller goes in the scope."""
 
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, limiter: RateLimiter):
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, limiter: RateLimiter) -> None:
         self.app = app
         self.authenticator = authenticator
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_public_path(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or is_public_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -59,6 +60,9 @@ class AuthMiddleware:
             principal = self.authenticator.authenticate(credentials)
             self.limiter.admit(principal.id)
         except ServiceError as exc:
+            if scope["type"] == "websocket":  # closing before accept: the handshake gets 403
+                await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
+                return
             await _refuse(exc, scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
@@ -73,7 +77,7 @@ class RequestLimitsMiddleware:
     """431 for oversized headers, 413 for oversized bodies, 400 for too many or too long
     messages. The body is read once (bounded) and replayed to the app."""
 
-    def __init__(self, app: ASGIApp, *, limits: RequestLimits):
+    def __init__(self, app: ASGIApp, *, limits: RequestLimits) -> None:
         self.app = app
         self.limits = limits
 

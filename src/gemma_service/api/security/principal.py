@@ -8,6 +8,10 @@ from typing import Any, Literal
 
 # Probes reveal nothing secret and must answer without credentials (load balancers, kubelet).
 PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/health", "/healthz"})
+# The chat page and its assets are static files a browser loads before it can send a key;
+# every API call the page makes needs one.
+PUBLIC_PAGE_PATHS = frozenset({"/"})
+PUBLIC_PAGE_PREFIX = "/static/"
 
 # Where the auth middleware leaves the principal in the ASGI scope.
 PRINCIPAL_SCOPE_KEY = "gemma.principal"
@@ -27,4 +31,5 @@ current_principal: ContextVar[Principal | None] = ContextVar("current_principal"
 
 
 def is_public_path(path: str) -> bool:
-    return path in PUBLIC_PATHS
+    """Paths answered without credentials: probes, and the chat page's static files."""
+    return path in PUBLIC_PATHS or path in PUBLIC_PAGE_PATHS or path.startswith(PUBLIC_PAGE_PREFIX)

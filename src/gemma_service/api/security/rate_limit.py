@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 
 from gemma_service.api.security.principal import current_principal
+from gemma_service.config import ServiceSettings
 from gemma_service.errors import RateLimitError
 
 WINDOW_S = 60
@@ -64,6 +65,10 @@ class RateLimiter:
         self._clock = clock
         self._requests: dict[str, _MinuteWindow] = {}
         self._tokens: dict[str, _MinuteWindow] = {}
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> RateLimiter:
+        return cls(settings.rate_limit_rpm, settings.rate_limit_tpm)
 
     @property
     def enabled(self) -> bool:

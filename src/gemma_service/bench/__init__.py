@@ -1,0 +1,1 @@
+"""Benchmark: drives OpenAI-compatible servers with concurrent clients and compares them."""

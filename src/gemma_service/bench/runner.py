@@ -1,0 +1,137 @@
+"""Runs the benchmark plan against one endpoint: warm-up, each concurrency level, prefix test."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from gemma_service.bench.load import (
+    LoadConfig,
+    discover_model_id,
+    run_level,
+    run_prefix_test,
+    warm_up,
+)
+from gemma_service.bench.peers import ServerProcess, ServerSpec, ServerStartError
+from gemma_service.bench.results import ServerRun
+from gemma_service.bench.stats import LevelSummary, RequestResult
+
+Progress = Callable[[str], None]
+_LOG_EVERY_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """What to measure on every server: the levels, their length, and the request shape."""
+
+    concurrency: tuple[int, ...]
+    requests_per_client: int
+    prefix_test: bool
+    load: LoadConfig
+
+
+def print_progress(message: str) -> None:
+    """Progress goes to stderr, so stdout keeps only the final report."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def bench_server(
+    spec: ServerSpec, log_path: Path, plan: BenchPlan, progress: Progress
+) -> ServerRun:
+    """Start the server, measure it, and stop it; a failure is recorded, not raised."""
+    run = ServerRun(name=spec.name, command=spec.command_line)
+    progress(f"{spec.name}: starting on port {spec.port} (log: {log_path})")
+    started = time.monotonic()
+    try:
+        with ServerProcess(spec, log_path):
+            progress(f"{spec.name}: ready after {time.monotonic() - started:.1f}s")
+            load = dataclasses.replace(plan.load, base_url=spec.base_url)
+            measure_endpoint(spec.name, dataclasses.replace(plan, load=load), run, progress)
+    except ServerStartError as exc:
+        run.error = str(exc)
+        progress(f"{spec.name}: FAILED: {exc}")
+    return run
+
+
+def measure_endpoint(name: str, plan: BenchPlan, run: ServerRun, progress: Progress) -> None:
+    """Measure a ready endpoint, appending each level's summary to ``run`` as it completes."""
+    asyncio.run(_measure(name, plan, run, progress))
+
+
+async def _measure(name: str, plan: BenchPlan, run: ServerRun, progress: Progress) -> None:
+    load = plan.load
+    model_id = await discover_model_id(load)
+    if model_id:
+        load = dataclasses.replace(load, model=model_id)
+    warm = await warm_up(load)
+    if not warm.ok:
+        progress(f"{name}: warm-up request failed: {warm.error}")
+    offset = 0
+    for concurrency in plan.concurrency:
+        summary = await _measure_level(
+            name, load, concurrency, plan.requests_per_client, offset, progress
+        )
+        offset += concurrency * plan.requests_per_client
+        run.levels.append(summary)
+        progress(f"{name}: {_describe_level(summary)}")
+    if plan.prefix_test:
+        progress(f"{name}: prefix-cache test (~1,500-token prefix, cold then warm)")
+        run.prefix = await run_prefix_test(load, nonce=uuid.uuid4().hex[:12])
+        p = run.prefix
+        progress(
+            f"{name}: prefix {p.prefix_prompt_tokens} tokens, cold TTFT {_secs(p.cold_ttft_s)}, "
+            f"warm {_secs(p.warm_ttft_median_s)}, ratio {p.warm_to_cold_ratio or float('nan'):.3f}"
+        )
+
+
+async def _measure_level(
+    name: str,
+    load: LoadConfig,
+    concurrency: int,
+    requests_per_client: int,
+    offset: int,
+    progress: Progress,
+) -> LevelSummary:
+    total = concurrency * requests_per_client
+    done = tokens = 0
+    last_line = time.monotonic()
+    interactive = sys.stderr.isatty()
+    with tqdm(
+        total=total, desc=f"{name} x{concurrency}", unit="req", file=sys.stderr,
+        leave=False, disable=not interactive,
+    ) as bar:  # fmt: skip
+
+        def on_result(result: RequestResult) -> None:
+            nonlocal done, tokens, last_line
+            done += 1
+            tokens += result.completion_tokens
+            bar.set_postfix_str(f"{tokens} tokens", refresh=False)
+            bar.update(1)
+            # Logs get a plain line now and then instead of a redrawn bar.
+            if not interactive and time.monotonic() - last_line >= _LOG_EVERY_S:
+                last_line = time.monotonic()
+                progress(f"{name} x{concurrency}: {done}/{total} requests, {tokens} tokens")
+
+        return await run_level(load, concurrency, requests_per_client, on_result, offset)
+
+
+def _describe_level(s: LevelSummary) -> str:
+    failed = f", {s.failed} FAILED ({'; '.join(s.errors)})" if s.failed else ""
+    return (
+        f"{s.concurrency:>2} clients: {s.tokens_per_s:6.1f} tok/s, "
+        f"{s.generated_tokens} tokens in {s.wall_s:.1f}s, "
+        f"TTFT p50 {_secs(s.ttft_p50_s)} p95 {_secs(s.ttft_p95_s)}, "
+        f"ITL p50 {_secs(s.itl_p50_s)} p95 {_secs(s.itl_p95_s)}{failed}"
+    )
+
+
+def _secs(value: float | None) -> str:
+    return "–" if value is None else f"{value * 1000:.0f}ms"

@@ -1,0 +1,55 @@
+"""The bench command's options and re-rendering an earlier run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from gemma_service.bench.command import add_bench_arguments, run_bench
+from gemma_service.bench.results import BenchRun, ServerRun, write_json
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", exit_on_error=False)
+    add_bench_arguments(p)
+    return p
+
+
+def test_defaults_match_issue_3() -> None:
+    args = parser().parse_args([])
+    assert args.servers == ["ours", "llama-server", "llama-cpp-python"]
+    assert args.concurrency == [1, 4, 8, 16]
+    assert (args.max_tokens, args.threads, args.parallel, args.api) == (128, 2, 16, "chat")
+    assert args.prefix_test and args.ignore_eos
+
+
+def test_lists_are_parsed_and_checked() -> None:
+    args = parser().parse_args(["--servers", "llama-server,ours", "--concurrency", "2,6"])
+    assert (args.servers, args.concurrency) == (["llama-server", "ours"], [2, 6])
+    with pytest.raises(argparse.ArgumentError):
+        parser().parse_args(["--servers", "vllm"])
+    with pytest.raises(argparse.ArgumentError):
+        parser().parse_args(["--concurrency", "0,4"])
+
+
+def test_from_json_rerenders_report_and_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = BenchRun("t", "gemma-service bench", {"threads": 2}, {}, [ServerRun("ours", "x")])
+    write_json(run, tmp_path / "bench.json")
+    assert run_bench(parser().parse_args(["--from-json", str(tmp_path / "bench.json")])) == 0
+    assert (tmp_path / "throughput.png").exists()
+    assert (tmp_path / "report.md").read_text().startswith("Command: `gemma-service bench`")
+    assert "Aggregate throughput" in capsys.readouterr().out
+
+
+def test_register_mounts_bench_as_a_subcommand() -> None:
+    from gemma_service.bench.cli_commands import register
+
+    root = argparse.ArgumentParser(prog="gemma-service")
+    register(root.add_subparsers(dest="command"))
+    args = root.parse_args(["bench", "--concurrency", "8", "--no-prefix-test"])
+    assert args.func is run_bench
+    assert (args.concurrency, args.prefix_test) == ([8], False)

@@ -1,0 +1,80 @@
+"""Report tables, the throughput plot, and the JSON record of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gemma_service.bench.load import PrefixResult
+from gemma_service.bench.report import (
+    full_report,
+    plot_throughput,
+    targets_table,
+    throughput_table,
+)
+from gemma_service.bench.results import BenchRun, ServerRun, read_json, write_json
+from gemma_service.bench.stats import LevelSummary
+
+
+def level(concurrency: int, tokens_per_s: float) -> LevelSummary:
+    return LevelSummary(
+        concurrency=concurrency, requests=concurrency * 2, failed=0,
+        generated_tokens=int(tokens_per_s * 10), wall_s=10.0, tokens_per_s=tokens_per_s,
+        mean_tokens_per_request=128.0, ttft_p50_s=0.1, ttft_p95_s=0.2, itl_p50_s=0.02,
+        itl_p95_s=0.05, tpot_mean_s=0.025, tokens_counted_from="usage",
+    )  # fmt: skip
+
+
+def prefix(ratio: float) -> PrefixResult:
+    return PrefixResult(1502, 4.0, [4.0 * ratio], 4.0 * ratio, ratio, [])
+
+
+def sample_run() -> BenchRun:
+    ours = ServerRun("ours", "gemma-service serve", [level(1, 40.0), level(8, 110.0)])
+    ours.prefix = prefix(0.1)
+    server = ServerRun("llama-server", "llama-server -np 16", [level(1, 39.0), level(8, 98.0)])
+    lcp = ServerRun("llama-cpp-python", "python -m llama_cpp.server", [level(8, 14.0)])
+    settings = {"model_name": "gemma.gguf", "threads": 2, "max_tokens": 128}
+    return BenchRun("2025-01-01T00:00:00", "gemma-service bench", settings, {}, [ours, server, lcp])
+
+
+def test_throughput_table_has_a_row_per_level_and_ratios_against_each_peer() -> None:
+    table = throughput_table(sample_run()).splitlines()
+    assert table[0] == (
+        "| clients | ours | llama-server | llama-cpp-python "
+        "| ours / llama-server | ours / llama-cpp-python |"
+    )
+    assert table[2] == "| 1 | 40.0 | 39.0 | – | 1.03x | – |"
+    assert table[3] == "| 8 | 110.0 | 98.0 | 14.0 | 1.12x | 7.86x |"
+
+
+def test_targets_say_which_are_met_and_which_were_not_measured() -> None:
+    rows = targets_table(sample_run()).splitlines()
+    assert "| 1 client(s): ours ≥ 0.95 × llama-server | 1.03x | yes |" in rows
+    assert "| 8 client(s): ours ≥ 1.1 × llama-server | 1.12x | yes |" in rows
+    assert "| 16 client(s): ours ≥ 1.1 × llama-server | – | – |" in rows
+    assert any(r.startswith("| repeated ~1,500-token prefix") and "yes" in r for r in rows)
+
+
+def test_unmet_target_is_marked() -> None:
+    run = sample_run()
+    run.servers[0].levels[1] = level(8, 60.0)
+    assert "| 8 client(s): ours ≥ 1.1 × llama-server | 0.61x | **no** |" in targets_table(run)
+
+
+def test_peers_only_run_has_no_ratio_columns() -> None:
+    run = sample_run()
+    run.servers = run.servers[1:]
+    assert "ours /" not in throughput_table(run)
+    assert "Shared-prefix" not in full_report(run)
+
+
+def test_plot_is_written_as_png(tmp_path: Path) -> None:
+    path = tmp_path / "throughput.png"
+    plot_throughput(sample_run(), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_round_trips(tmp_path: Path) -> None:
+    run = sample_run()
+    write_json(run, tmp_path / "bench.json")
+    assert read_json(tmp_path / "bench.json") == run

@@ -1,0 +1,74 @@
+"""Percentiles and the folding of request results into one level's summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from gemma_service.bench.stats import RequestResult, percentile, summarize_level
+
+
+def test_percentile_interpolates_like_numpy_linear() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]
+    assert percentile(values, 50) == pytest.approx(2.5)
+    assert percentile(values, 95) == pytest.approx(3.85)
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 4.0
+
+
+def test_percentile_of_nothing_is_none_and_of_one_value_is_it() -> None:
+    assert percentile([], 50) is None
+    assert percentile([7.0], 95) == 7.0
+
+
+def test_percentile_rejects_out_of_range() -> None:
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def ok(tokens: int, ttft: float, total: float, gaps: tuple[float, ...] = ()) -> RequestResult:
+    return RequestResult(
+        ok=True, total_s=total, completion_tokens=tokens, ttft_s=ttft, chunk_gaps_s=gaps,
+        tokens_from_usage=True,
+    )  # fmt: skip
+
+
+def test_throughput_is_generated_tokens_over_wall_time() -> None:
+    results = [ok(128, 0.1, 2.0), ok(64, 0.3, 1.5)]
+    summary = summarize_level(2, results, wall_s=4.0)
+    assert summary.generated_tokens == 192
+    assert summary.tokens_per_s == pytest.approx(48.0)
+    assert summary.mean_tokens_per_request == pytest.approx(96.0)
+
+
+def test_failed_requests_add_no_tokens_and_keep_their_errors() -> None:
+    failed = RequestResult(ok=False, total_s=0.2, error="HTTP 503: busy")
+    summary = summarize_level(2, [ok(10, 0.1, 1.0), failed, failed], wall_s=1.0)
+    assert (summary.requests, summary.failed, summary.generated_tokens) == (3, 2, 10)
+    assert summary.errors == ["HTTP 503: busy"]
+
+
+def test_latency_percentiles_cover_ttft_and_every_chunk_gap() -> None:
+    results = [ok(3, 0.1, 1.0, (0.01, 0.03)), ok(3, 0.3, 1.0, (0.02, 0.04))]
+    summary = summarize_level(2, results, wall_s=1.0)
+    assert summary.ttft_p50_s == pytest.approx(0.2)
+    assert summary.itl_p50_s == pytest.approx(0.025)
+    assert summary.itl_p95_s == pytest.approx(0.0385)
+
+
+def test_time_per_output_token_excludes_the_first_token() -> None:
+    result = ok(5, ttft=1.0, total=3.0)
+    assert result.time_per_output_token_s == pytest.approx(0.5)
+    assert ok(1, 0.1, 0.2).time_per_output_token_s is None
+
+
+def test_token_source_is_reported() -> None:
+    counted = RequestResult(ok=True, total_s=1.0, completion_tokens=4, ttft_s=0.1)
+    assert summarize_level(1, [ok(4, 0.1, 1.0)], 1.0).tokens_counted_from == "usage"
+    assert summarize_level(1, [counted], 1.0).tokens_counted_from == "chunks"
+    assert summarize_level(2, [counted, ok(4, 0.1, 1.0)], 1.0).tokens_counted_from == "mixed"
+
+
+def test_empty_level_has_no_rate_or_latencies() -> None:
+    summary = summarize_level(4, [], wall_s=0.0)
+    assert summary.tokens_per_s == 0.0
+    assert summary.ttft_p50_s is None
