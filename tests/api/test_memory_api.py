@@ -144,3 +144,19 @@ def test_long_conversation_goes_on_past_the_context(make_client: MakeClient) -> 
     history = r.json()["history"]
     assert history["dropped"] > 0 or history["summarized"]
     assert r.json()["usage"]["prompt_tokens"] < 600
+
+
+def test_metrics_show_retrieval_time_and_kv_cache_use(client: TestClient) -> None:
+    ingest(client)
+    client.post(
+        "/chat", json={"messages": [{"role": "user", "content": "deadline"}], "use_rag": True}
+    )
+    text = client.get("/metrics").text
+    count = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("gemma_memory_retrieval_seconds_count")
+    )
+    assert float(count.split()[-1]) >= 1
+    used = next(line for line in text.splitlines() if line.startswith("gemma_kv_cache_used_tokens"))
+    assert float(used.split()[-1]) > 0  # the finished chat's prefix stays cached

@@ -51,7 +51,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings=settings, engine=engine)
         app.state.service = state
-        loader = asyncio.create_task(_load(state, on_fatal))
+        loader = asyncio.create_task(_load(state, on_fatal, metrics.memory_retrieval.observe))
         try:
             yield
         finally:
@@ -73,7 +73,11 @@ def create_app(
     return app
 
 
-async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> None:
+async def _load(
+    state: ServiceState,
+    on_fatal: Callable[[str], None] | None,
+    on_retrieval: Callable[[float], None] | None = None,
+) -> None:
     memory = asyncio.create_task(asyncio.to_thread(_open_memory, state.settings))
     try:
         await state.engine.start()
@@ -92,6 +96,7 @@ async def _load(state: ServiceState, on_fatal: Callable[[str], None] | None) -> 
         residency=state.residency,
         memory=state.memory,
         conversations=state.conversations,
+        on_retrieval=on_retrieval,
     )
     info = state.engine.model_info
     log.info(

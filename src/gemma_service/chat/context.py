@@ -66,7 +66,9 @@ class ChatContextBuilder:
         conversations: ConversationStore | None,
         count_tokens: Callable[[str], int],
         n_ctx: int,
+        on_retrieval: Callable[[float], None] | None = None,
     ) -> None:
+        self._on_retrieval = on_retrieval
         self._memory = memory
         self._conversations = conversations
         self._count = count_tokens
@@ -106,6 +108,8 @@ class ChatContextBuilder:
                 )
                 hits = result.hits
                 out.retrieval_time_s = result.elapsed_s
+                if self._on_retrieval is not None:
+                    self._on_retrieval(result.elapsed_s)
                 if result.warning:
                     out.warnings.append(result.warning)
         return hits

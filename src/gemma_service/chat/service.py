@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 from gemma_service.chat.context import AssembledChat, ChatContextBuilder, ContextRequest
@@ -74,6 +74,7 @@ class ChatService:
         residency: GpuResidency | None = None,
         memory: MemoryService | None = None,
         conversations: ConversationStore | None = None,
+        on_retrieval: Callable[[float], None] | None = None,
     ) -> None:
         self._engine = engine
         self._residency = residency
@@ -86,6 +87,7 @@ class ChatService:
             conversations,
             lambda text: len(engine.tokenize(text, add_special=False, parse_special=False)),
             info.n_ctx,
+            on_retrieval,
         )
 
     @property
@@ -222,18 +224,24 @@ async def remembering(
 
 
 async def collect(stream: AsyncIterator[TokenEvent]) -> Completion:
-    """Drain one choice's stream into a Completion."""
+    """Drain one choice's stream into a Completion, closing the stream before returning (its
+    wrappers settle accounting, such as token rate limits, when they close)."""
     parts: list[str] = []
     logprobs: list[TokenLogprob] = []
-    async for event in stream:
-        parts.append(event.text)
-        if event.logprobs:
-            logprobs.extend(event.logprobs)
-        if event.finish_reason is not None:
-            assert event.usage is not None
-            return Completion(
-                "".join(parts), event.finish_reason, event.usage, logprobs, event.error
-            )
+    try:
+        async for event in stream:
+            parts.append(event.text)
+            if event.logprobs:
+                logprobs.extend(event.logprobs)
+            if event.finish_reason is not None:
+                assert event.usage is not None
+                return Completion(
+                    "".join(parts), event.finish_reason, event.usage, logprobs, event.error
+                )
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
     raise RuntimeError("the engine stream ended without a finish event")
 
 

@@ -86,6 +86,7 @@ class Engine:
         self._n_taken = 0
         self._n_sched_waiting = 0
         self._n_running = 0
+        self._kv_used = 0
         self._pending: list[tuple[RequestState, TokenEvent]] = []
         self._avg_request_s = 2.0
         self.cached_tokens_total = 0
@@ -143,6 +144,8 @@ class Engine:
             extra={
                 "cached_tokens_total": self.cached_tokens_total,
                 "steps_total": self.steps_total,
+                "kv_cache_used_tokens": self._kv_used,
+                "kv_cache_capacity_tokens": b.info.n_ctx if b else 0,
             },
         )
 
@@ -347,6 +350,7 @@ class Engine:
     def _sync_counts(self) -> None:
         self._n_running = self._scheduler.n_running
         self._n_sched_waiting = self._scheduler.n_waiting
+        self._kv_used = self._scheduler.kv_tokens_estimate()
 
     # --- delivery to the event loop -------------------------------------------------------
     def _queue_delivery(self, state: RequestState, event: TokenEvent) -> None:

@@ -47,6 +47,9 @@ class PrefixCache:
     def take(self, slot: int) -> CachedEntry | None:
         return self._entries.pop(slot, None)
 
+    def total_tokens(self) -> int:
+        return sum(len(e.tokens) for e in self._entries.values())
+
     def slots(self) -> list[int]:
         return list(self._entries)
 

@@ -130,6 +130,10 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self._waiting or self._running or self._pending_clears)
 
+    def kv_tokens_estimate(self) -> int:
+        """KV cells in use, counted per sequence: an upper bound, as copied prefixes share cells."""
+        return sum(s.n_computed for s in self._running) + self.prefix_cache.total_tokens()
+
     def running(self) -> list[Sequence]:
         return list(self._running)
 
