@@ -97,26 +97,6 @@ def chat_completion_body(
     }
 
 
-def chat_chunk(
-    cid: str,
-    created: int,
-    model: str,
-    index: int,
-    delta: dict[str, Any],
-    finish_reason: str | None = None,
-    logprobs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [
-            {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
-        ],
-    }
-
-
 def text_completion_body(
     model: str, completions: list[Completion], *, logprobs: bool, prefix: str = ""
 ) -> dict[str, Any]:

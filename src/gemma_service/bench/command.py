@@ -32,7 +32,7 @@ from gemma_service.bench.peers import (
 )
 from gemma_service.bench.report import full_report, plot_throughput
 from gemma_service.bench.results import BenchRun, ServerRun, read_json, write_json
-from gemma_service.bench.runner import BenchPlan, bench_server, measure_endpoint, print_progress
+from gemma_service.bench.runner import BenchPlan, bench_servers, measure_endpoint, print_progress
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,24 +132,18 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         assert model is not None
         settings = ServerSettings(model, args.threads, args.parallel, args.ctx_per_sequence)
+        specs: list[ServerSpec] = []
         for name in args.servers:
-            run.servers.append(_bench_named_server(name, args, settings, plan, run_dir))
-            write_json(run, run_dir / "bench.json")  # keep partial results if a later one dies
+            try:
+                specs.append(_spec_for(name, args, settings))
+            except PeerBuildError as exc:
+                print_progress(f"{name}: could not be prepared: {exc}")
+                run.servers.append(ServerRun(name=name, command="", error=str(exc)))
+        run.servers.extend(bench_servers(specs, run_dir, plan, print_progress))
     # A busy machine skews every number; the load at both ends shows whether it was quiet.
     run.machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     _write_outputs(run, run_dir)
     return 1 if any(s.error for s in run.servers) else 0
-
-
-def _bench_named_server(
-    name: str, args: argparse.Namespace, settings: ServerSettings, plan: BenchPlan, run_dir: Path
-) -> ServerRun:
-    try:
-        spec = _spec_for(name, args, settings)
-    except PeerBuildError as exc:
-        print_progress(f"{name}: could not be prepared: {exc}")
-        return ServerRun(name=name, command="", error=str(exc))
-    return bench_server(spec, run_dir / f"{name}.log", plan, print_progress)
 
 
 def _spec_for(name: str, args: argparse.Namespace, settings: ServerSettings) -> ServerSpec:

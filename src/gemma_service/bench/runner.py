@@ -1,14 +1,14 @@
-"""Runs the benchmark plan against one endpoint: warm-up, each concurrency level, prefix test."""
+"""Runs the benchmark plan: warm-up, each concurrency level (servers taking turns), prefix test."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -43,53 +43,75 @@ def print_progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def bench_server(
-    spec: ServerSpec, log_path: Path, plan: BenchPlan, progress: Progress
-) -> ServerRun:
-    """Start the server, measure it, and stop it; a failure is recorded, not raised."""
-    run = ServerRun(name=spec.name, command=spec.command_line)
-    progress(f"{spec.name}: starting on port {spec.port} (log: {log_path})")
-    started = time.monotonic()
-    try:
-        with ServerProcess(spec, log_path):
+@dataclass(slots=True)
+class _Target:
+    """A ready endpoint under measurement, with where its results go."""
+
+    name: str
+    load: LoadConfig
+    run: ServerRun
+
+
+def bench_servers(
+    specs: list[ServerSpec], run_dir: Path, plan: BenchPlan, progress: Progress
+) -> list[ServerRun]:
+    """Start every server, measure them in turns, and stop them; failures are recorded.
+
+    All servers stay up for the whole run and take turns level by level (the order rotates from
+    one level to the next), so a slow spell on the machine does not land on one server alone.
+    An idle server uses no CPU, so the one being measured has the machine to itself.
+    """
+    runs = [ServerRun(name=spec.name, command=spec.command_line) for spec in specs]
+    targets: list[_Target] = []
+    with contextlib.ExitStack() as stack:
+        for spec, run in zip(specs, runs, strict=True):
+            log_path = run_dir / f"{spec.name}.log"
+            progress(f"{spec.name}: starting on port {spec.port} (log: {log_path})")
+            started = time.monotonic()
+            try:
+                stack.enter_context(ServerProcess(spec, log_path))
+            except ServerStartError as exc:
+                run.error = str(exc)
+                progress(f"{spec.name}: FAILED: {exc}")
+                continue
             progress(f"{spec.name}: ready after {time.monotonic() - started:.1f}s")
-            load = dataclasses.replace(plan.load, base_url=spec.base_url)
-            measure_endpoint(spec.name, dataclasses.replace(plan, load=load), run, progress)
-    except ServerStartError as exc:
-        run.error = str(exc)
-        progress(f"{spec.name}: FAILED: {exc}")
-    return run
+            targets.append(_Target(spec.name, replace(plan.load, base_url=spec.base_url), run))
+        if targets:
+            asyncio.run(_measure(targets, plan, progress))
+    return runs
 
 
 def measure_endpoint(name: str, plan: BenchPlan, run: ServerRun, progress: Progress) -> None:
     """Measure a ready endpoint, appending each level's summary to ``run`` as it completes."""
-    asyncio.run(_measure(name, plan, run, progress))
+    asyncio.run(_measure([_Target(name, plan.load, run)], plan, progress))
 
 
-async def _measure(name: str, plan: BenchPlan, run: ServerRun, progress: Progress) -> None:
-    load = plan.load
-    model_id = await discover_model_id(load)
-    if model_id:
-        load = dataclasses.replace(load, model=model_id)
-    warm = await warm_up(load)
-    if not warm.ok:
-        progress(f"{name}: warm-up request failed: {warm.error}")
+async def _measure(targets: list[_Target], plan: BenchPlan, progress: Progress) -> None:
+    for t in targets:
+        model_id = await discover_model_id(t.load)
+        if model_id:
+            t.load = replace(t.load, model=model_id)
+        warm = await warm_up(t.load)
+        if not warm.ok:
+            progress(f"{t.name}: warm-up request failed: {warm.error}")
     offset = 0
-    for concurrency in plan.concurrency:
-        summary = await _measure_level(
-            name, load, concurrency, plan.requests_per_client, offset, progress
-        )
+    for i, concurrency in enumerate(plan.concurrency):
+        for t in targets[i % len(targets) :] + targets[: i % len(targets)]:
+            summary = await _measure_level(
+                t.name, t.load, concurrency, plan.requests_per_client, offset, progress
+            )
+            t.run.levels.append(summary)
+            progress(f"{t.name}: {_describe_level(summary)}")
         offset += concurrency * plan.requests_per_client
-        run.levels.append(summary)
-        progress(f"{name}: {_describe_level(summary)}")
     if plan.prefix_test:
-        progress(f"{name}: prefix-cache test (~1,500-token prefix, cold then warm)")
-        run.prefix = await run_prefix_test(load, nonce=uuid.uuid4().hex[:12])
-        p = run.prefix
-        progress(
-            f"{name}: prefix {p.prefix_prompt_tokens} tokens, cold TTFT {_secs(p.cold_ttft_s)}, "
-            f"warm {_secs(p.warm_ttft_median_s)}, ratio {p.warm_to_cold_ratio or float('nan'):.3f}"
-        )
+        for t in targets:
+            progress(f"{t.name}: prefix-cache test (~1,500-token prefix, cold then warm)")
+            t.run.prefix = p = await run_prefix_test(t.load, nonce=uuid.uuid4().hex[:12])
+            progress(
+                f"{t.name}: prefix {p.prefix_prompt_tokens} tokens, cold TTFT "
+                f"{_secs(p.cold_ttft_s)}, warm {_secs(p.warm_ttft_median_s)}, "
+                f"ratio {p.warm_to_cold_ratio or float('nan'):.3f}"
+            )
 
 
 async def _measure_level(

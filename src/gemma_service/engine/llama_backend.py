@@ -61,6 +61,9 @@ class _RequestSamplers:
 
     chain: Any
     grammar: Any = None
+    # Plain greedy (no penalties, bias or grammar): the argmax of the logits, taken with numpy
+    # instead of llama.cpp copying all 262k candidates into a sorted array first.
+    greedy: bool = False
 
     def free(self) -> None:
         lc.llama_sampler_free(self.chain)
@@ -246,7 +249,9 @@ class LlamaBackend:
             if not grammar:
                 raise InvalidRequestError("the grammar could not be parsed", param="grammar")
         samplers = _RequestSamplers(
-            lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params()), grammar
+            lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params()),
+            grammar,
+            greedy=_is_plain_greedy(params),
         )
         try:
             for smpl in self._sampler_stages(params):
@@ -290,6 +295,9 @@ class LlamaBackend:
             samplers.free()
 
     def _sample(self, samplers: _RequestSamplers, idx: int) -> int:
+        if samplers.greedy:
+            # The first maximum, as llama.cpp's greedy sampler picks it.
+            return int(np.argmax(self._logits(idx)))
         if samplers.grammar is None:
             return int(lc.llama_sampler_sample(samplers.chain, self._ctx, idx))
         token = self._sample_constrained(samplers, idx)
@@ -320,11 +328,16 @@ class LlamaBackend:
             return int(lc.llama_vocab_eos(self._vocab))
         return int(candidates.data[selected].id)
 
+    def _logits(self, idx: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The logits at batch position ``idx``: a view into llama.cpp's buffer, valid until
+        the next decode."""
+        pointer = lc.llama_get_logits_ith(self._ctx, idx)
+        return np.ctypeslib.as_array(pointer, shape=(len(self._token_ids),))
+
     def _fill_candidates(self, idx: int) -> Any:
         """Every token with its logit at batch position ``idx``, as a llama_token_data_array."""
         buf = self._candidates
-        logits = lc.llama_get_logits_ith(self._ctx, idx)
-        buf["logit"] = np.ctypeslib.as_array(logits, shape=(len(buf),))
+        buf["logit"] = self._logits(idx)
         buf["id"] = self._token_ids  # the chain sorts the array in place
         buf["p"] = 0.0
         return _token_data_array(buf)
@@ -345,10 +358,7 @@ class LlamaBackend:
             token = self._sample(self._samplers[rid], idx)
             lp = None
             if rid in want_logprobs:
-                logits = np.ctypeslib.as_array(
-                    lc.llama_get_logits_ith(self._ctx, idx), shape=(self.info.n_vocab,)
-                )
-                lp = token_logprobs(logits, token, want_logprobs[rid], self.token_bytes)
+                lp = token_logprobs(self._logits(idx), token, want_logprobs[rid], self.token_bytes)
             out[rid] = SampledToken(token, lp)
         return out
 
@@ -379,6 +389,17 @@ class LlamaBackend:
                 sample_at[chunk.request_id] = i - 1
         b.n_tokens = i
         return sample_at
+
+
+def _is_plain_greedy(p: SamplingParams) -> bool:
+    return (
+        p.temperature <= 0.0
+        and not p.grammar
+        and not p.logit_bias
+        and p.repetition_penalty == 1.0
+        and not p.presence_penalty
+        and not p.frequency_penalty
+    )
 
 
 def _token_data_array(buf: np.ndarray[Any, np.dtype[Any]]) -> Any:

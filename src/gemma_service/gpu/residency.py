@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from gemma_service.gpu.lease import CoordinatorUnavailable, Lease, LeaseNotGranted
 from gemma_service.gpu.lease_client import AsyncLeaseClient
@@ -180,7 +181,7 @@ class GpuResidency:
             "residency": self._state.value,
             "lease_state": self._lease_state(),
             "lease_token": lease.token if lease is not None else None,
-            "coordinator_url": self._coordinator_url,
+            "coordinator_url": _without_secrets(self._coordinator_url),
             "coordinator_reachable": self._reachable,
             "active_requests": self._active,
             "keep_s": self._keep_s,
@@ -339,3 +340,15 @@ class GpuResidency:
         if self._state is Residency.OFFLOADING:
             return "releasing"
         return "preempted" if self._lease.preempted else "held"
+
+
+def _without_secrets(url: str | None) -> str | None:
+    """``url`` as health checks may show it: no user, password, query or fragment."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

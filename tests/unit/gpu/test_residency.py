@@ -94,3 +94,15 @@ async def test_unreachable_coordinator_serves_on_cpu_and_says_so() -> None:
         residency.request_finished()
         residency.request_finished()
         await residency.stop()
+
+
+def test_health_shows_the_coordinator_url_without_credentials() -> None:
+    residency = GpuResidency(
+        RecordingPlacement(),
+        coordinator_url="http://lease:s3cret@coordinator.internal:8700/v1?token=abc",
+        gpu_layers=25,
+        keep_s=1.0,
+    )
+    shown = residency.status()["coordinator_url"]
+    assert shown == "http://coordinator.internal:8700/v1"
+    assert "s3cret" not in str(shown) and "abc" not in str(shown)

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from gemma_service.api.error_handlers import sse_error
 from gemma_service.api.image_fetch import text_model_image_error
 from gemma_service.api.openai_protocol import ChatCompletionRequest, ChatMessage
 from gemma_service.api.openai_responses import (
-    chat_chunk,
     chat_completion_body,
     chat_logprobs,
     error_for_finish,
-    new_id,
     openai_finish_reason,
-    usage_body,
 )
+from gemma_service.api.openai_stream import ChunkWriter, failure_event
 from gemma_service.api.routes.chat_tool_stream import tool_call_stream
 from gemma_service.api.sampling import resolve_max_tokens, sampling_from
 from gemma_service.api.state import ChatDep, StateDep
-from gemma_service.api.streaming import (
-    SSE_DONE,
-    prime_all,
-    sse,
-    sse_response,
-    unless_disconnected,
-)
+from gemma_service.api.streaming import SSE_DONE, prime_all, sse_response, unless_disconnected
 from gemma_service.api.structured_fields import structured_chat, with_tool_calls
 from gemma_service.chat.context import AssembledChat, ContextRequest
 from gemma_service.chat.prompt import Message
-from gemma_service.chat.service import Completion, collect_all, merge_streams, remembering
+from gemma_service.chat.service import collect_all, merge_streams, remembering
 from gemma_service.chat.structured import messages_to_turns
 from gemma_service.engine.protocol import TokenEvent, Usage
 from gemma_service.errors import InvalidRequestError
@@ -145,60 +135,21 @@ def extension_fields(body: ChatCompletionRequest, assembled: AssembledChat) -> d
 async def _stream(
     streams: list[AsyncIterator[TokenEvent]], model: str, include_usage: bool, logprobs: bool
 ) -> AsyncIterator[bytes]:
-    cid, created = new_id("chatcmpl"), int(time.time())
+    out = ChunkWriter("chat.completion.chunk", model, include_usage)
     usages: dict[int, Usage] = {}
     for i in range(len(streams)):
-        yield sse(
-            _with_usage(
-                chat_chunk(cid, created, model, i, {"role": "assistant", "content": ""}),
-                include_usage,
-            )
-        )
+        yield out.chat(i, {"role": "assistant", "content": ""})
     async for i, event in merge_streams(streams):
-        if event.finish_reason in ("timeout", "error"):
-            assert event.usage is not None
-            err = error_for_finish(
-                Completion("", event.finish_reason, event.usage, error=event.error)
-            )
-            assert err is not None
-            yield sse_error(err)
+        if (failure := failure_event(event)) is not None:
+            yield failure
             return
-        lp: dict[str, Any] | None = (
-            chat_logprobs(event.logprobs) if logprobs and event.logprobs else None
-        )
+        lp = chat_logprobs(event.logprobs) if logprobs and event.logprobs else None
         if event.text or lp:
-            yield sse(
-                _with_usage(
-                    chat_chunk(cid, created, model, i, {"content": event.text}, logprobs=lp),
-                    include_usage,
-                )
-            )
+            yield out.chat(i, {"content": event.text}, logprobs=lp)
         if event.finish_reason is not None:
             assert event.usage is not None
             usages[i] = event.usage
-            yield sse(
-                _with_usage(
-                    chat_chunk(
-                        cid, created, model, i, {}, openai_finish_reason(event.finish_reason)
-                    ),
-                    include_usage,
-                )
-            )
+            yield out.chat(i, {}, openai_finish_reason(event.finish_reason))
     if include_usage:
-        yield sse(
-            {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage_body([usages[k] for k in sorted(usages)]),
-            }
-        )
+        yield out.usage(usages)
     yield SSE_DONE
-
-
-def _with_usage(chunk: dict[str, Any], include_usage: bool) -> dict[str, Any]:
-    if include_usage:
-        chunk["usage"] = None
-    return chunk

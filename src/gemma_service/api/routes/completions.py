@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from gemma_service.api.error_handlers import sse_error
 from gemma_service.api.openai_protocol import CompletionRequest
 from gemma_service.api.openai_responses import (
     completion_logprobs,
     error_for_finish,
-    new_id,
     openai_finish_reason,
     text_completion_body,
-    usage_body,
 )
+from gemma_service.api.openai_stream import ChunkWriter, failure_event
 from gemma_service.api.sampling import resolve_max_tokens, sampling_from
 from gemma_service.api.state import ChatDep, StateDep
-from gemma_service.api.streaming import (
-    SSE_DONE,
-    prime_all,
-    sse,
-    sse_response,
-    unless_disconnected,
-)
+from gemma_service.api.streaming import SSE_DONE, prime_all, sse_response, unless_disconnected
 from gemma_service.api.structured_fields import grammar_for
-from gemma_service.chat.service import ChatService, Completion, PreparedPrompt, collect_all
+from gemma_service.chat.service import ChatService, PreparedPrompt, collect_all
 from gemma_service.chat.service import merge_streams as merge
 from gemma_service.engine.protocol import TokenEvent, Usage
 from gemma_service.errors import InvalidRequestError
@@ -84,48 +75,21 @@ async def _stream(
     logprobs: bool,
     prefix: str,
 ) -> AsyncIterator[bytes]:
-    cid, created = new_id("cmpl"), int(time.time())
+    out = ChunkWriter("text_completion", model, include_usage)
     usages: dict[int, Usage] = {}
-
-    def chunk(i: int, text: str, finish: str | None, lp: object = None) -> bytes:
-        body: dict[str, object] = {
-            "id": cid,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": [{"index": i, "text": text, "logprobs": lp, "finish_reason": finish}],
-        }
-        if include_usage:
-            body["usage"] = None
-        return sse(body)
-
     if prefix:
         for i in range(len(streams)):
-            yield chunk(i, prefix, None)
+            yield out.text(i, prefix)
     async for i, event in merge(streams):
-        if event.finish_reason in ("timeout", "error"):
-            assert event.usage is not None
-            err = error_for_finish(
-                Completion("", event.finish_reason, event.usage, error=event.error)
-            )
-            assert err is not None
-            yield sse_error(err)
+        if (failure := failure_event(event)) is not None:
+            yield failure
             return
         lp = completion_logprobs(event.logprobs) if logprobs and event.logprobs else None
         finish = openai_finish_reason(event.finish_reason) if event.finish_reason else None
         if event.text or lp or finish:
-            yield chunk(i, event.text, finish, lp)
+            yield out.text(i, event.text, finish, lp)
         if event.usage is not None and event.finish_reason is not None:
             usages[i] = event.usage
     if include_usage:
-        yield sse(
-            {
-                "id": cid,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage_body([usages[k] for k in sorted(usages)]),
-            }
-        )
+        yield out.usage(usages)
     yield SSE_DONE

@@ -1,0 +1,129 @@
+"""The throughput ceiling of llama.cpp's kernels on this machine, with no server in the way.
+
+Drives the backend directly, as the engine would with N sequences and nothing else running:
+the N short bench prompts prefilled in one batch, then 128 batched decode steps with greedy
+sampling. No HTTP, no scheduler, no streaming. The tokens/s it prints are what any server
+built on these kernels (ours, llama-server) can at best reach at N concurrent clients: compare
+them with `gemma-service bench` (see docs/benchmarks.md). Each level runs ``--rounds`` times,
+the levels taking turns, and the best round is reported beside the median.
+
+It also times the same steps with no logits requested, which skips the output projection
+(262,144 x 640 for Gemma 3 270M), to show how much of a step that one matrix product takes.
+
+    .venv/bin/python bench/decode_ceiling.py [--concurrency 1,4,8,16] [--rounds 3] [--threads 2]
+
+Numbers are only meaningful on a quiet machine (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from gemma_service.bench.prompts import load_prompt
+from gemma_service.config import ServiceSettings
+from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
+from gemma_service.engine.protocol import SamplingParams
+from gemma_service.engine.scheduler import Chunk, StepPlan
+from gemma_service.model_files import prepare_default_model
+
+TURN = "<start_of_turn>user\n{}<end_of_turn>\n<start_of_turn>model\n"
+
+
+class NoLogitsBackend(LlamaBackend):
+    """Decodes without asking for any logits: llama.cpp then skips the output projection."""
+
+    def _fill_batch(self, plan: StepPlan) -> dict[str, int]:
+        super()._fill_batch(plan)
+        for i in range(self._batch.n_tokens):
+            self._batch.logits[i] = 0
+        return {}
+
+
+def one_round(backend: LlamaBackend, n: int, steps: int) -> tuple[float, float]:
+    """(seconds for the prefill step, seconds for ``steps`` decode steps) with ``n`` sequences."""
+    ids = [f"r{i}" for i in range(n)]
+    prompts = [
+        backend.tokenize(TURN.format(load_prompt(i)), add_special=True, parse_special=True)
+        for i in range(n)
+    ]
+    for rid in ids:
+        backend.add_sampler(rid, SamplingParams(temperature=0.0))
+    try:
+        plan = StepPlan(
+            clear_slots=list(range(n)),
+            chunks=[
+                Chunk(rid, i, p, 0, True)
+                for i, (rid, p) in enumerate(zip(ids, prompts, strict=True))
+            ],
+        )
+        started = time.perf_counter()
+        sampled = backend.execute(plan, {})
+        prefill = time.perf_counter() - started
+        tokens = {rid: sampled[rid].token if rid in sampled else 1 for rid in ids}
+        started = time.perf_counter()
+        for step in range(steps):
+            plan = StepPlan(
+                chunks=[
+                    Chunk(rid, i, [tokens[rid]], len(prompts[i]) + step, True)
+                    for i, rid in enumerate(ids)
+                ]
+            )
+            sampled = backend.execute(plan, {})
+            tokens = {rid: sampled[rid].token if rid in sampled else 1 for rid in ids}
+        return prefill, time.perf_counter() - started
+    finally:
+        for rid in ids:
+            backend.remove_sampler(rid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", default="1,4,8,16")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=128, help="decode steps (tokens/request)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=16)
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    model = prepare_default_model(ServiceSettings().model_cache_dir, progress=False)
+    # The bench's server settings: 16 slots (+4 prefix-cache slots), 32k context, 2 threads.
+    config = LlamaConfig(model, "gemma", 32768, 512, args.parallel + 4, args.threads, 0)
+    backends = {
+        "decode + sampling": LlamaBackend(config),
+        "no output projection": NoLogitsBackend(config),
+    }
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    try:
+        for r in range(args.rounds):
+            for n in levels:
+                for name, backend in backends.items():
+                    results.setdefault((name, n), []).append(one_round(backend, n, args.steps))
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    print(f"\n{args.threads} threads, {args.steps} decode steps per round, best of {args.rounds}")
+    print(
+        "| sequences | step, decode + sampling (best / median) | step, no output projection "
+        "| output projection share | ceiling tok/s (decode only) "
+        "| ceiling tok/s (with prefill) |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n in levels:
+        full = results[("decode + sampling", n)]
+        body = results[("no output projection", n)]
+        step_best = min(d for _, d in full) / args.steps
+        step_median = statistics.median(d for _, d in full) / args.steps
+        body_best = min(d for _, d in body) / args.steps
+        best_round = min(full, key=lambda pd: pd[0] + pd[1])
+        print(
+            f"| {n} | {step_best * 1000:.1f} / {step_median * 1000:.1f} ms "
+            f"| {body_best * 1000:.1f} ms | {1 - body_best / step_best:.0%} "
+            f"| {n / step_best:.1f} | {n * args.steps / sum(best_round):.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
