@@ -22,13 +22,12 @@ import statistics
 import time
 
 from gemma_service.bench.prompts import load_prompt
+from gemma_service.chat.prompt import Message, build_gemma_prompt
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
 from gemma_service.engine.protocol import SamplingParams
 from gemma_service.engine.scheduler import Chunk, StepPlan
 from gemma_service.model_files import prepare_default_model
-
-TURN = "<start_of_turn>user\n{}<end_of_turn>\n<start_of_turn>model\n"
 
 
 class NoLogitsBackend(LlamaBackend):
@@ -45,7 +44,11 @@ def one_round(backend: LlamaBackend, n: int, steps: int) -> tuple[float, float]:
     """(seconds for the prefill step, seconds for ``steps`` decode steps) with ``n`` sequences."""
     ids = [f"r{i}" for i in range(n)]
     prompts = [
-        backend.tokenize(TURN.format(load_prompt(i)), add_special=True, parse_special=True)
+        backend.tokenize(
+            build_gemma_prompt([Message("user", load_prompt(i))]).render(),
+            add_special=True,
+            parse_special=True,
+        )
         for i in range(n)
     ]
     for rid in ids:

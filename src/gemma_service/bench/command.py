@@ -139,7 +139,7 @@ def run_bench(args: argparse.Namespace) -> int:
             except PeerBuildError as exc:
                 print_progress(f"{name}: could not be prepared: {exc}")
                 run.servers.append(ServerRun(name=name, command="", error=str(exc)))
-        run.servers.extend(bench_servers(specs, run_dir, plan, print_progress))
+        bench_servers(specs, run, run_dir, plan, print_progress)
     # A busy machine skews every number; the load at both ends shows whether it was quiet.
     run.machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     _write_outputs(run, run_dir)

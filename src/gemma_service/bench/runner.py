@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import time
 import uuid
@@ -21,7 +22,7 @@ from gemma_service.bench.load import (
     warm_up,
 )
 from gemma_service.bench.peers import ServerProcess, ServerSpec, ServerStartError
-from gemma_service.bench.results import ServerRun
+from gemma_service.bench.results import BenchRun, ServerRun, write_json
 from gemma_service.bench.stats import LevelSummary, RequestResult
 
 Progress = Callable[[str], None]
@@ -53,32 +54,36 @@ class _Target:
 
 
 def bench_servers(
-    specs: list[ServerSpec], run_dir: Path, plan: BenchPlan, progress: Progress
-) -> list[ServerRun]:
-    """Start every server, measure them in turns, and stop them; failures are recorded.
+    specs: list[ServerSpec], run: BenchRun, run_dir: Path, plan: BenchPlan, progress: Progress
+) -> None:
+    """Start every server, measure them in turns, and stop them, adding each server's results
+    to ``run`` (failures are recorded, not raised) and saving it after every level, so a run
+    cut short keeps what it measured.
 
     All servers stay up for the whole run and take turns level by level (the order rotates from
     one level to the next), so a slow spell on the machine does not land on one server alone.
     An idle server uses no CPU, so the one being measured has the machine to itself.
     """
     runs = [ServerRun(name=spec.name, command=spec.command_line) for spec in specs]
+    run.servers.extend(runs)
     targets: list[_Target] = []
     with contextlib.ExitStack() as stack:
-        for spec, run in zip(specs, runs, strict=True):
+        for spec, server in zip(specs, runs, strict=True):
             log_path = run_dir / f"{spec.name}.log"
             progress(f"{spec.name}: starting on port {spec.port} (log: {log_path})")
             started = time.monotonic()
             try:
                 stack.enter_context(ServerProcess(spec, log_path))
             except ServerStartError as exc:
-                run.error = str(exc)
+                server.error = str(exc)
                 progress(f"{spec.name}: FAILED: {exc}")
                 continue
             progress(f"{spec.name}: ready after {time.monotonic() - started:.1f}s")
-            targets.append(_Target(spec.name, replace(plan.load, base_url=spec.base_url), run))
+            load = replace(plan.load, base_url=spec.base_url)
+            targets.append(_Target(spec.name, load, server))
         if targets:
-            asyncio.run(_measure(targets, plan, progress))
-    return runs
+            save = functools.partial(write_json, run, run_dir / "bench.json")
+            asyncio.run(_measure(targets, plan, progress, after_level=save))
 
 
 def measure_endpoint(name: str, plan: BenchPlan, run: ServerRun, progress: Progress) -> None:
@@ -86,7 +91,12 @@ def measure_endpoint(name: str, plan: BenchPlan, run: ServerRun, progress: Progr
     asyncio.run(_measure([_Target(name, plan.load, run)], plan, progress))
 
 
-async def _measure(targets: list[_Target], plan: BenchPlan, progress: Progress) -> None:
+async def _measure(
+    targets: list[_Target],
+    plan: BenchPlan,
+    progress: Progress,
+    after_level: Callable[[], None] = lambda: None,
+) -> None:
     for t in targets:
         model_id = await discover_model_id(t.load)
         if model_id:
@@ -102,6 +112,7 @@ async def _measure(targets: list[_Target], plan: BenchPlan, progress: Progress) 
             )
             t.run.levels.append(summary)
             progress(f"{t.name}: {_describe_level(summary)}")
+            after_level()
         offset += concurrency * plan.requests_per_client
     if plan.prefix_test:
         for t in targets:

@@ -269,7 +269,7 @@ class LlamaBackend:
                 *[lc.llama_logit_bias(t, b) for t, b in p.logit_bias.items()]
             )
             stages.append(lc.llama_sampler_init_logit_bias(n_vocab, len(p.logit_bias), arr))
-        if p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
+        if _has_penalties(p):
             stages.append(
                 lc.llama_sampler_init_penalties(
                     n_vocab, 64, p.repetition_penalty, p.frequency_penalty, p.presence_penalty
@@ -391,15 +391,13 @@ class LlamaBackend:
         return sample_at
 
 
+def _has_penalties(p: SamplingParams) -> bool:
+    return p.repetition_penalty != 1.0 or bool(p.presence_penalty or p.frequency_penalty)
+
+
 def _is_plain_greedy(p: SamplingParams) -> bool:
-    return (
-        p.temperature <= 0.0
-        and not p.grammar
-        and not p.logit_bias
-        and p.repetition_penalty == 1.0
-        and not p.presence_penalty
-        and not p.frequency_penalty
-    )
+    """Greedy with no stage that changes the logits first: its token is the logits' argmax."""
+    return p.temperature <= 0.0 and not (p.grammar or p.logit_bias or _has_penalties(p))
 
 
 def _token_data_array(buf: np.ndarray[Any, np.dtype[Any]]) -> Any:
