@@ -3,18 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_STAMP := $(VENV)/.llama-cpp
 MODEL_STAMP := $(VENV)/.model-ready
 SYSTEM_STAMP := $(VENV)/.system-deps
 EXTRAS ?= dev,embeddings,postgres
+# LLAMA_CUDA=1 builds llama.cpp's CUDA backend too (needs the CUDA toolkit).
+LLAMA_BUILD_FLAGS := $(if $(LLAMA_CUDA),--cuda)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test test-unit lint fmt model system-deps bench clean
+.PHONY: serve test test-unit lint fmt model system-deps llama-cpp bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "Installing gemma-service (llama-cpp-python compiles llama.cpp once, ~8 min on 2 cores; pip caches the wheel)"
+
+# llama-cpp-python, compiled once with runtime CPU dispatch and kept in ~/.cache/gemma-service:
+# the same cached wheel runs on any x86-64 CPU (scripts/build_llama_cpp.py).
+$(LLAMA_STAMP): scripts/build_llama_cpp.py scripts/llama-cpp-install-cpu-variants.cmake | $(BIN)/python
+	$(BIN)/python scripts/build_llama_cpp.py --python $(BIN)/python $(LLAMA_BUILD_FLAGS)
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP)
+	@echo "Installing gemma-service and its dependencies"
 	$(BIN)/python -m pip install --progress-bar on -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
@@ -28,6 +39,7 @@ $(SYSTEM_STAMP): $(STAMP)
 	-@bash scripts/install-system-deps.sh
 	touch $(SYSTEM_STAMP)
 
+llama-cpp: $(LLAMA_STAMP)
 model: $(MODEL_STAMP)
 system-deps: $(SYSTEM_STAMP)
 

@@ -21,9 +21,11 @@ import argparse
 import statistics
 import time
 
+from gemma_service.bench.corpus import calibrate, document_prompt
 from gemma_service.bench.prompts import load_prompt
 from gemma_service.chat.prompt import Message, build_gemma_prompt
 from gemma_service.config import ServiceSettings
+from gemma_service.engine.backend import SampledToken
 from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
 from gemma_service.engine.protocol import SamplingParams
 from gemma_service.engine.scheduler import Chunk, StepPlan
@@ -40,30 +42,61 @@ class NoLogitsBackend(LlamaBackend):
         return {}
 
 
-def one_round(backend: LlamaBackend, n: int, steps: int) -> tuple[float, float]:
-    """(seconds for the prefill step, seconds for ``steps`` decode steps) with ``n`` sequences."""
-    ids = [f"r{i}" for i in range(n)]
-    prompts = [
+def prompts_for(backend: LlamaBackend, n: int, prompt_tokens: int) -> list[list[int]]:
+    """``n`` distinct prompts: the short bench prompts (0), else real text of that length."""
+    if prompt_tokens:
+        ratio = calibrate(
+            lambda t: len(backend.tokenize(t, add_special=False, parse_special=False))
+        )
+        texts = [document_prompt(i, prompt_tokens, ratio) for i in range(n)]
+    else:
+        texts = [load_prompt(i) for i in range(n)]
+    return [
         backend.tokenize(
-            build_gemma_prompt([Message("user", load_prompt(i))]).render(),
+            build_gemma_prompt([Message("user", text)]).render(),
             add_special=True,
             parse_special=True,
         )
-        for i in range(n)
+        for text in texts
     ]
+
+
+def prefill(
+    backend: LlamaBackend, ids: list[str], prompts: list[list[int]], batch: int
+) -> dict[str, SampledToken]:
+    """Prefill every prompt in chunks of at most ``batch`` tokens a step (the last one samples)."""
+    sampled: dict[str, SampledToken] = {}
+    offsets = [0] * len(prompts)
+    first = True
+    while any(o < len(p) for o, p in zip(offsets, prompts, strict=True)):
+        budget = batch
+        chunks = []
+        for i, (rid, p) in enumerate(zip(ids, prompts, strict=True)):
+            take = min(budget, len(p) - offsets[i])
+            if take <= 0:
+                continue
+            end = offsets[i] + take
+            chunks.append(Chunk(rid, i, p[offsets[i] : end], offsets[i], end == len(p)))
+            offsets[i] = end
+            budget -= take
+        plan = StepPlan(clear_slots=list(range(len(prompts))) if first else [], chunks=chunks)
+        first = False
+        sampled.update(backend.execute(plan, {}))
+    return sampled
+
+
+def one_round(
+    backend: LlamaBackend, n: int, steps: int, prompt_tokens: int = 0
+) -> tuple[float, float]:
+    """(seconds for the prefill steps, seconds for ``steps`` decode steps) with ``n`` sequences."""
+    ids = [f"r{i}" for i in range(n)]
+    prompts = prompts_for(backend, n, prompt_tokens)
     for rid in ids:
         backend.add_sampler(rid, SamplingParams(temperature=0.0))
     try:
-        plan = StepPlan(
-            clear_slots=list(range(n)),
-            chunks=[
-                Chunk(rid, i, p, 0, True)
-                for i, (rid, p) in enumerate(zip(ids, prompts, strict=True))
-            ],
-        )
         started = time.perf_counter()
-        sampled = backend.execute(plan, {})
-        prefill = time.perf_counter() - started
+        sampled = prefill(backend, ids, prompts, backend.config.batch_size)
+        prefill_s = time.perf_counter() - started
         tokens = {rid: sampled[rid].token if rid in sampled else 1 for rid in ids}
         started = time.perf_counter()
         for step in range(steps):
@@ -75,7 +108,7 @@ def one_round(backend: LlamaBackend, n: int, steps: int) -> tuple[float, float]:
             )
             sampled = backend.execute(plan, {})
             tokens = {rid: sampled[rid].token if rid in sampled else 1 for rid in ids}
-        return prefill, time.perf_counter() - started
+        return prefill_s, time.perf_counter() - started
     finally:
         for rid in ids:
             backend.remove_sampler(rid)

@@ -35,18 +35,24 @@ CPU_DISPATCH_ARGS = [
     "-DGGML_CPU_ALL_VARIANTS=ON",
     f"-DCMAKE_PROJECT_llama_cpp_INCLUDE={VARIANTS_CMAKE}",
 ]
-# CUDA build: the GPU backend as a module too; the CPU side keeps its dispatch.
-CUDA_ARGS = ["-DGGML_CUDA=ON", "-DCMAKE_CUDA_ARCHITECTURES=75;80;86;89;90"]
+# CUDA: real code for each architecture (no PTX JIT, which older drivers cannot do for newer PTX):
+# 80 A100, 86 A10/RTX 30xx, 89 L4 (Cloud Run), 90 H100/H200.
+DEFAULT_CUDA_ARCHITECTURES = "80-real;86-real;89-real;90-real"
 
 
-def cmake_args(cuda: bool) -> list[str]:
-    """The CMake arguments of the build recipe."""
-    return CPU_DISPATCH_ARGS + (CUDA_ARGS if cuda else [])
+def cmake_args(cuda_architectures: str | None) -> list[str]:
+    """The CMake arguments of the build recipe (``None``: CPU only)."""
+    if cuda_architectures is None:
+        return list(CPU_DISPATCH_ARGS)
+    # The GPU backend is a module too; the CPU side keeps its dispatch.
+    return [*CPU_DISPATCH_ARGS, "-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_architectures}"]
 
 
-def build_key(cuda: bool) -> str:
+def build_key(cuda_architectures: str | None) -> str:
     """What the wheel depends on: the version, the CMake arguments and the install rules."""
-    recipe = "\n".join([VERSION, *cmake_args(cuda), VARIANTS_CMAKE.read_text()])
+    # The include file by content, not by path: a clone elsewhere builds the same wheel.
+    args = [a for a in cmake_args(cuda_architectures) if str(VARIANTS_CMAKE) not in a]
+    recipe = "\n".join([VERSION, *args, VARIANTS_CMAKE.read_text()])
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -76,13 +82,13 @@ def ensure_sdist(sdist_dir: Path, python: str) -> Path:
     return archive
 
 
-def build_wheel(python: str, cuda: bool, wheel_dir: Path) -> Path:
+def build_wheel(python: str, cuda_architectures: str | None, wheel_dir: Path) -> Path:
     """Compile the wheel into ``wheel_dir`` (about 13 minutes on 2 cores)."""
     archive = ensure_sdist(cache_root() / "sdist", python)
     env = dict(os.environ)
-    env["CMAKE_ARGS"] = " ".join(cmake_args(cuda))
+    env["CMAKE_ARGS"] = " ".join(cmake_args(cuda_architectures))
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
-    log(f"compiling llama.cpp with runtime CPU dispatch{' and CUDA' if cuda else ''} "
+    log(f"compiling llama.cpp with runtime CPU dispatch{' and CUDA' if cuda_architectures else ''} "
         f"({env['CMAKE_BUILD_PARALLEL_LEVEL']} jobs; about 13 min on 2 cores, once)")  # fmt: skip
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
@@ -127,17 +133,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter of the target venv")
     parser.add_argument("--cuda", action="store_true", help="build the CUDA backend as well")
+    parser.add_argument(
+        "--cuda-architectures",
+        default=DEFAULT_CUDA_ARCHITECTURES,
+        help=f"CMAKE_CUDA_ARCHITECTURES with --cuda (default: {DEFAULT_CUDA_ARCHITECTURES})",
+    )
     parser.add_argument("--wheel-only", action="store_true", help="build the wheel, install nothing")
     args = parser.parse_args()
 
-    key = build_key(args.cuda)
+    cuda_architectures = args.cuda_architectures if args.cuda else None
+    key = build_key(cuda_architectures)
     flavour = "cuda" if args.cuda else "cpu"
     wheel_dir = cache_root() / "wheels" / f"llama-cpp-python-{VERSION}-{flavour}-{key}"
     if not args.wheel_only and installed_key(args.python) == key:
         log(f"portable llama-cpp-python {VERSION} ({flavour}, {key}) already installed")
         return
     wheels = sorted(wheel_dir.glob("llama_cpp_python-*.whl"))
-    wheel = wheels[0] if wheels else build_wheel(args.python, args.cuda, wheel_dir)
+    wheel = wheels[0] if wheels else build_wheel(args.python, cuda_architectures, wheel_dir)
     if wheels:
         log(f"using the cached wheel {wheel}")
     if not args.wheel_only:

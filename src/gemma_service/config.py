@@ -65,7 +65,8 @@ class ServiceSettings(MemorySettings):
     context_size: int = setting(
         65536,
         "GEMMA_CONTEXT_SIZE",
-        "context window (capped at the model's trained context)",
+        "KV context in tokens, all sequences together: with the per-sequence KV layout each of "
+        "the --parallel sequences gets an equal share (capped at the model's trained context)",
         flag="--ctx-size",
         ge=256,
     )
@@ -93,10 +94,31 @@ class ServiceSettings(MemorySettings):
     kv_cache_type: Literal["f16", "q8_0", "q4_0"] = setting(
         "f16", "GEMMA_KV_CACHE_TYPE", "KV cache precision", flag="--kv-cache-type"
     )
+    cpu_repack: Literal["auto", "on", "off"] = setting(
+        "auto",
+        "GEMMA_CPU_REPACK",
+        "repack weights for the CPU's matrix kernels: auto (proven by a start-up self-check), "
+        "on, off",
+        flag="--cpu-repack",
+    )
+    cpu_variant: str | None = setting(
+        None,
+        "GEMMA_CPU_VARIANT",
+        "llama.cpp CPU kernel variant to load (e.g. haswell; default: the best this CPU runs)",
+        flag="--cpu-variant",
+    )
+    kv_layout: Literal["per-sequence", "unified"] = setting(
+        "per-sequence",
+        "GEMMA_KV_LAYOUT",
+        "per-sequence: one KV stream per sequence, attention over its own cells only; unified: "
+        "one pool all sequences draw from (longer single prompts, slower with many)",
+        flag="--kv-layout",
+    )
     prefix_cache_slots: int = setting(
         8,
         "GEMMA_PREFIX_CACHE_SLOTS",
-        "finished sequences whose KV stays cached for prefix reuse (0: off)",
+        "finished sequences whose KV stays cached for prefix reuse (0: off); with the "
+        "per-sequence layout they stay in idle sequence slots, at most --parallel of them",
         flag="--prefix-cache-slots",
         ge=0,
         le=128,

@@ -8,14 +8,18 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gemma_service.bench.corpus import DEFAULT_CHARS_PER_TOKEN, calibrate, model_token_counter
 from gemma_service.bench.load import LoadConfig
 from gemma_service.bench.peer_builds import (
     PeerBuildError,
+    default_bench_dir,
     ensure_llama_cpp_python_server,
     ensure_llama_server,
+    peer_kernel_state,
     pinned_llama_cpp_python_version,
 )
 from gemma_service.bench.peers import (
@@ -42,7 +46,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     _add_server_arguments(parser.add_argument_group("started servers"))
     output = parser.add_argument_group("output")
     output.add_argument(
-        "--bench-dir", type=Path, default=Path(".bench"),
+        "--bench-dir", type=Path, default=default_bench_dir(),
         help="builds and the peer venv are cached here (default: %(default)s)",
     )  # fmt: skip
     output.add_argument(
@@ -74,6 +78,15 @@ def _add_load_arguments(group: argparse._ArgumentGroup) -> None:
     )  # fmt: skip
     group.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request")
     group.add_argument(
+        "--prompt-tokens", type=_length_list, default=[0],
+        help="prompt lengths to run every level with, e.g. 64,512,2048: real text, distinct per "
+        "request (default: 0, short prompts asking for a long answer)",
+    )  # fmt: skip
+    group.add_argument(
+        "--rounds", type=int, default=1,
+        help="repeat the whole grid; tables show the median across rounds (default: 1)",
+    )  # fmt: skip
+    group.add_argument(
         "--api", choices=["chat", "completions"], default="chat",
         help="/v1/chat/completions or /v1/completions (default: %(default)s)",
     )  # fmt: skip
@@ -104,6 +117,11 @@ def _add_server_arguments(group: argparse._ArgumentGroup) -> None:
         help="gemma-service executable started as 'ours' (default: beside this python)",
     )  # fmt: skip
     group.add_argument(
+        "--also-ours", action="append", default=[], type=_labelled_exe, metavar="LABEL=EXE",
+        help="start another gemma-service executable beside ours, named LABEL (e.g. the same "
+        "code over a llama.cpp built for this CPU only); repeatable",
+    )  # fmt: skip
+    group.add_argument(
         "--llama-server-bin", type=Path,
         help="prebuilt llama-server (default: build it once from the pinned sdist)",
     )  # fmt: skip
@@ -116,8 +134,8 @@ def run_bench(args: argparse.Namespace) -> int:
         _write_outputs(run, args.from_json.parent)
         return 0
     run_dir = args.out_dir / time.strftime("%Y%m%d-%H%M%S")
-    plan = _plan(args)
     model = None if args.url else _model_path(args)
+    plan = _plan(args, model)
     run = BenchRun(
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         command=_invocation(),
@@ -131,7 +149,11 @@ def run_bench(args: argparse.Namespace) -> int:
         run.servers.append(server)
     else:
         assert model is not None
-        settings = ServerSettings(model, args.threads, args.parallel, args.ctx_per_sequence)
+        kernels = peer_kernel_state(model)
+        run.machine["cpu_kernels"] = kernels.as_dict()
+        settings = ServerSettings(
+            model, args.threads, args.parallel, args.ctx_per_sequence, repack=kernels.repack
+        )
         specs: list[ServerSpec] = []
         for name in args.servers:
             try:
@@ -139,6 +161,8 @@ def run_bench(args: argparse.Namespace) -> int:
             except PeerBuildError as exc:
                 print_progress(f"{name}: could not be prepared: {exc}")
                 run.servers.append(ServerRun(name=name, command="", error=str(exc)))
+        for label, exe in args.also_ours:
+            specs.append(replace(ours_spec(exe, settings, free_port()), name=label))
         bench_servers(specs, run, run_dir, plan, print_progress)
     # A busy machine skews every number; the load at both ends shows whether it was quiet.
     run.machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -166,7 +190,11 @@ def _write_outputs(run: BenchRun, run_dir: Path) -> None:
     print_progress(f"wrote {run_dir / 'bench.json'}, throughput.png and report.md")
 
 
-def _plan(args: argparse.Namespace) -> BenchPlan:
+def _plan(args: argparse.Namespace, model: Path | None) -> BenchPlan:
+    chars_per_token = DEFAULT_CHARS_PER_TOKEN
+    if model is not None and any(args.prompt_tokens):
+        # The model's own tokenizer sizes the real-text prompts.
+        chars_per_token = calibrate(model_token_counter(model))
     load = LoadConfig(
         base_url=args.url or "http://127.0.0.1",
         api=args.api,
@@ -175,8 +203,16 @@ def _plan(args: argparse.Namespace) -> BenchPlan:
         seed=args.seed,
         ignore_eos=args.ignore_eos,
         api_key=args.api_key,
+        chars_per_token=chars_per_token,
     )
-    return BenchPlan(tuple(args.concurrency), args.requests_per_client, args.prefix_test, load)
+    return BenchPlan(
+        tuple(args.concurrency),
+        args.requests_per_client,
+        args.prefix_test,
+        load,
+        prompt_tokens=tuple(args.prompt_tokens),
+        rounds=args.rounds,
+    )
 
 
 def _model_path(args: argparse.Namespace) -> Path:
@@ -198,6 +234,8 @@ def _settings(args: argparse.Namespace, model: Path | None) -> dict[str, Any]:
         "api": args.api,
         "concurrency": list(args.concurrency),
         "requests_per_client": args.requests_per_client,
+        "prompt_tokens": list(args.prompt_tokens),
+        "rounds": args.rounds,
         "temperature": args.temperature,
         "seed": args.seed,
         "ignore_eos": args.ignore_eos,
@@ -208,11 +246,25 @@ def _settings(args: argparse.Namespace, model: Path | None) -> dict[str, Any]:
 def _machine() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def _cpu_flags() -> str:
+    """The SIMD and matrix extensions the kernels can use (from /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                keep = ("avx", "amx", "fma", "f16c", "sse4_2", "bmi2")
+                return " ".join(f for f in flags if f.startswith(keep))
+    except OSError:
+        pass
+    return ""
 
 
 def _cpu_model() -> str:
@@ -231,12 +283,26 @@ def _invocation() -> str:
     return " ".join([prefix, *(shlex.quote(a) for a in sys.argv[1:])])
 
 
+def _labelled_exe(text: str) -> tuple[str, Path]:
+    label, sep, exe = text.partition("=")
+    if not sep or not label or not exe:
+        raise argparse.ArgumentTypeError(f"expected LABEL=EXECUTABLE, got {text!r}")
+    if label in KNOWN_SERVERS:
+        raise argparse.ArgumentTypeError(f"{label!r} already names a server")
+    return label, Path(exe)
+
+
 def _server_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in KNOWN_SERVERS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"choose from {', '.join(KNOWN_SERVERS)}")
     return names
+
+
+def _length_list(text: str) -> list[int]:
+    """Prompt lengths: positive token counts, or 0 for the short prompts."""
+    return [0 if v.strip() == "0" else _int_list(v)[0] for v in text.split(",") if v.strip()]
 
 
 def _int_list(text: str) -> list[int]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from gemma_service.bench.corpus import DEFAULT_CHARS_PER_TOKEN, document_prompt
 from gemma_service.bench.prompts import load_prompt, prefix_question, shared_prefix
 from gemma_service.bench.sse import ApiKind, StreamError, parse_chunk, sse_payloads
 from gemma_service.bench.stats import LevelSummary, RequestResult, percentile, summarize_level
@@ -33,6 +34,9 @@ class LoadConfig:
     ignore_eos: bool = True
     api_key: str | None = None
     request_timeout_s: float = 1800.0
+    # Prompts of about this many tokens of real text (bench/corpus.py); 0: short prompts.
+    prompt_tokens: int = 0
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
     # Where requests go instead of the network; tests put an in-process fake server here.
     transport: httpx.AsyncBaseTransport | None = None
 
@@ -129,6 +133,8 @@ async def _read_stream(
         chunk_gaps_s=tuple(b - a for a, b in itertools.pairwise(arrivals)),
         prompt_tokens=prompt_tokens,
         tokens_from_usage=usage_tokens is not None,
+        sent_at=started,
+        arrivals=tuple(arrivals),
     )
 
 
@@ -137,20 +143,28 @@ def _describe(exc: Exception) -> str:
     return text if isinstance(exc, StreamError) else f"{type(exc).__name__}: {text}"
 
 
+def level_prompt(config: LoadConfig, index: int) -> str:
+    """The prompt of request ``index``: distinct per index, of the configured length."""
+    if config.prompt_tokens:
+        return document_prompt(index, config.prompt_tokens, config.chars_per_token)
+    return load_prompt(index)
+
+
 async def run_level(
     config: LoadConfig,
     concurrency: int,
     requests_per_client: int,
     on_result: ResultCallback | None = None,
     prompt_offset: int = 0,
+    round_index: int = 0,
 ) -> LevelSummary:
     """Run ``concurrency`` clients, each sending ``requests_per_client`` requests in turn."""
     results: list[RequestResult] = []
 
     async def client_loop(client: httpx.AsyncClient, client_index: int) -> None:
-        for round_index in range(requests_per_client):
-            prompt_index = prompt_offset + round_index * concurrency + client_index
-            result = await stream_request(client, config, load_prompt(prompt_index))
+        for turn in range(requests_per_client):
+            prompt_index = prompt_offset + turn * concurrency + client_index
+            result = await stream_request(client, config, level_prompt(config, prompt_index))
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -161,7 +175,9 @@ async def run_level(
             for client_index in range(concurrency):
                 group.create_task(client_loop(client, client_index))
         wall_s = time.perf_counter() - started
-    return summarize_level(concurrency, results, wall_s)
+    return summarize_level(
+        concurrency, results, wall_s, prompt_tokens=config.prompt_tokens, round_index=round_index
+    )
 
 
 async def warm_up(config: LoadConfig, max_tokens: int = 8) -> RequestResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from gemma_service.engine.kernel_check import KernelCheck, KernelState, default_kernel_cache_dir
+
 Progress = Callable[[str], None]
 PINNED_FALLBACK = "0.3.36"
 _CMAKE_PERCENT = re.compile(r"^\[\s*(\d+)%\]")
@@ -17,6 +20,20 @@ _CMAKE_PERCENT = re.compile(r"^\[\s*(\d+)%\]")
 
 class PeerBuildError(Exception):
     """A peer could not be downloaded, built or installed."""
+
+
+def default_bench_dir() -> Path:
+    """Peer builds and the peer venv live in the user's cache, so a new clone reuses them."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "gemma-service" / "bench"
+
+
+def peer_kernel_state(model: Path) -> KernelState:
+    """Our kernel self-check's decision for ``model`` (cached, else probed): the peers follow it."""
+    from gemma_service.engine.llama_runtime import build_id, cpu_variants
+
+    check = KernelCheck(default_kernel_cache_dir())
+    return check.decide(model, [v.name for v in cpu_variants()], build_id())
 
 
 def pinned_llama_cpp_python_version() -> str:
@@ -28,11 +45,14 @@ def pinned_llama_cpp_python_version() -> str:
 
 
 def llama_server_cmake_args(source: Path, build_dir: Path) -> list[str]:
-    """The configure command: Release, tuned for this CPU, server only, nothing fetched."""
+    """The configure command: Release, server only, nothing fetched, and the same runtime CPU
+    dispatch as our own llama-cpp-python build, so both run the same kernels on any host."""
     return [
         "cmake", "-S", str(source), "-B", str(build_dir),
         "-DCMAKE_BUILD_TYPE=Release",
-        "-DGGML_NATIVE=ON",
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_BACKEND_DL=ON",
+        "-DGGML_CPU_ALL_VARIANTS=ON",
         "-DLLAMA_OPENSSL=OFF",
         "-DLLAMA_BUILD_TESTS=OFF",
         "-DLLAMA_BUILD_EXAMPLES=OFF",
@@ -51,7 +71,8 @@ def ensure_llama_server(bench_dir: Path, progress: Progress, jobs: int = 2) -> P
     source = _vendored_llama_cpp(bench_dir, progress)
     progress(f"configuring llama-server in {build_dir}")
     _run(llama_server_cmake_args(source, build_dir), bench_dir / "llama-server-configure.log")
-    progress(f"building llama-server with {jobs} jobs (several minutes on 2 cores)")
+    progress(f"building llama-server with {jobs} jobs (about 12 minutes on 2 cores, once)")
+    # ggml depends on every CPU backend module, which llama-server loads from its folder.
     build = ["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", str(jobs)]
     _run(build, bench_dir / "llama-server-build.log", progress)
     if not binary.exists():
@@ -81,22 +102,39 @@ def _vendored_llama_cpp(bench_dir: Path, progress: Progress) -> Path:
     return source
 
 
+def portable_wheel() -> Path:
+    """The cached llama-cpp-python wheel this environment was installed from (same build key)."""
+    from gemma_service.engine.llama_runtime import build_id
+
+    key = build_id()
+    base = os.environ.get("GEMMA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gemma-service"
+    )
+    wheels = sorted(Path(base).glob(f"wheels/llama-cpp-python-*-{key}/llama_cpp_python-*.whl"))
+    if not wheels:
+        raise PeerBuildError(
+            f"no cached portable llama-cpp-python wheel for build {key} under {base}/wheels "
+            "(run `make llama-cpp` or scripts/build_llama_cpp.py)"
+        )
+    return wheels[0]
+
+
 def ensure_llama_cpp_python_server(bench_dir: Path, progress: Progress) -> Path:
-    """Return the python of a venv holding ``llama-cpp-python[server]`` at the pinned version."""
+    """Return the python of a venv holding ``llama-cpp-python[server]``: the same portable
+    wheel as ours (never a pip-cache wheel compiled for whichever CPU built it)."""
     venv = bench_dir / "peer-venv"
     python = venv / "bin" / "python"
     marker = venv / ".installed"
-    if marker.exists():
+    wheel = portable_wheel()
+    if marker.exists() and marker.read_text().strip() == wheel.name + wheel.parent.name:
         return python
-    version = pinned_llama_cpp_python_version()
     if not python.exists():
         progress(f"creating {venv}")
         _run([sys.executable, "-m", "venv", str(venv)], bench_dir / "peer-venv.log")
-    # pip reuses the wheel it built for the project venv, so this does not recompile.
-    progress(f"installing llama-cpp-python[server]=={version} into {venv}")
-    install = [str(python), "-m", "pip", "install", f"llama-cpp-python[server]=={version}"]
+    progress(f"installing {wheel.name}[server] into {venv}")
+    install = [str(python), "-m", "pip", "install", "--force-reinstall", f"{wheel}[server]"]
     _run(install, bench_dir / "peer-venv.log")
-    marker.touch()
+    marker.write_text(wheel.name + wheel.parent.name)
     return python
 
 

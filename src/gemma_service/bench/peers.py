@@ -34,6 +34,31 @@ class ServerSettings:
     threads: int
     parallel: int
     ctx_per_sequence: int = 4096
+    # False where our kernel self-check found that repacked weights crash this host: the peers
+    # then run without repacking too (kernel_check.py).
+    repack: bool = True
+
+
+# llama-cpp-python's own server, started so that it finds the CPU backend modules of a
+# runtime-dispatch build (ggml looks beside the executable only) and honours the repack decision.
+LLAMA_CPP_PYTHON_BOOTSTRAP = """
+import ctypes, pathlib, runpy, sys
+import llama_cpp, llama_cpp.llama_cpp as low
+lib = pathlib.Path(llama_cpp.__file__).parent / "lib"
+if any(lib.glob("libggml-cpu-*.so")):
+    ggml = ctypes.CDLL(str(lib / "libggml.so.0"))  # the copy libllama links, not libggml.so
+    ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+    ggml.ggml_backend_load_all_from_path(str(lib).encode())
+if sys.argv[1] == "no-repack":
+    default_params = low.llama_model_default_params
+    def params():
+        p = default_params()
+        p.use_extra_bufts = False
+        return p
+    low.llama_model_default_params = params
+sys.argv = ["llama_cpp.server", *sys.argv[2:]]
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +125,15 @@ def llama_server_spec(binary: Path, settings: ServerSettings, port: int) -> Serv
         "--port", str(port),
         "--no-webui",
     ]  # fmt: skip
+    if not settings.repack:
+        argv.append("--no-repack")
     return ServerSpec(LLAMA_SERVER, argv, port, "/health")
 
 
 def llama_cpp_python_spec(python: Path, settings: ServerSettings, port: int) -> ServerSpec:
     """llama-cpp-python's own server: one request at a time, its defaults otherwise."""
     argv = [
-        str(python), "-m", "llama_cpp.server",
+        str(python), "-c", LLAMA_CPP_PYTHON_BOOTSTRAP, "repack" if settings.repack else "no-repack",
         "--model", str(settings.model),
         "--n_threads", str(settings.threads),
         "--n_threads_batch", str(settings.threads),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +19,16 @@ class ThroughputTarget:
     min_ratio: float
 
 
-# The targets of issue 3.
+# The throughput targets (short prompts, aggregate tokens/s).
 THROUGHPUT_TARGETS = (
     ThroughputTarget(1, LLAMA_SERVER, 0.95),
     ThroughputTarget(8, LLAMA_SERVER, 1.1),
     ThroughputTarget(16, LLAMA_SERVER, 1.1),
     ThroughputTarget(8, LLAMA_CPP_PYTHON, 5.0),
 )
+# The long-prompt targets: decode throughput against llama-server, by prompt length.
+DECODE_TARGETS = {64: 0.95, 512: 1.1, 2048: 1.1}
+DECODE_TARGET_CLIENTS = (8, 16)
 PREFIX_TARGET_MAX_RATIO = 0.25
 _PLOT_ORDER = (OURS, LLAMA_SERVER, LLAMA_CPP_PYTHON)
 
@@ -38,13 +42,22 @@ def plot_throughput(run: BenchRun, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     levels: set[int] = set()
+    lengths = _all_prompt_lengths(run)
     for server in sorted(run.servers, key=_plot_rank):
-        points = [(lv.concurrency, lv.tokens_per_s) for lv in server.levels if lv.requests]
-        if not points:
-            continue
-        levels.update(c for c, _ in points)
-        xs, ys = zip(*points, strict=True)
-        axes.plot(xs, ys, marker="o", label=server.name)
+        for prompt_tokens in lengths:
+            points = [
+                (c, rate)
+                for c in _all_levels(run)
+                if (rate := _rate(run, server.name, c, prompt_tokens)) is not None
+            ]
+            if not points:
+                continue
+            levels.update(c for c, _ in points)
+            xs, ys = zip(*points, strict=True)
+            label = (
+                server.name if len(lengths) == 1 else f"{server.name}, {prompt_tokens or 'short'}"
+            )
+            axes.plot(xs, ys, marker="o", label=label)
     axes.set_xscale("log", base=2)
     axes.set_xticks(sorted(levels), [str(c) for c in sorted(levels)])
     axes.set_xlabel("concurrent clients")
@@ -69,31 +82,62 @@ def _plot_rank(server: object) -> int:
     return _PLOT_ORDER.index(name) if name in _PLOT_ORDER else len(_PLOT_ORDER)
 
 
-def throughput_table(run: BenchRun) -> str:
-    """Markdown: tokens/s per concurrency level for every server, with ours-vs-peer ratios."""
+def throughput_table(run: BenchRun, prompt_tokens: int = 0) -> str:
+    """Markdown: tokens/s per concurrency level for every server, with ours-vs-peer ratios
+    (the median across rounds)."""
     names = [s.name for s in sorted(run.servers, key=_plot_rank)]
     peers = [n for n in names if n != OURS] if OURS in names else []
     header = ["clients", *names, *(f"ours / {p}" for p in peers)]
     rows = [header, ["---:"] * len(header)]
     for concurrency in _all_levels(run):
-        rates = {n: _rate(run, n, concurrency) for n in names}
+        rates = {n: _rate(run, n, concurrency, prompt_tokens) for n in names}
+        if not any(rates.values()):
+            continue
         row = [str(concurrency), *(_fmt(rates[n], "{:.1f}") for n in names)]
         row += [_fmt(_ratio(rates.get(OURS), rates[p]), "{:.2f}x") for p in peers]
         rows.append(row)
     return _markdown(rows)
 
 
+def decode_table(run: BenchRun) -> str:
+    """Markdown: decode throughput (and its peak) by prompt length and clients, as llama-benchy
+    measures it, with ours / llama-server (medians across rounds)."""
+    names = [s.name for s in sorted(run.servers, key=_plot_rank)]
+    compare = OURS in names and LLAMA_SERVER in names
+    header = ["prompt tokens", "clients", *(f"{n} decode (peak)" for n in names)]
+    header += ["prefill t/s " + n for n in names]
+    if compare:
+        header.append(f"ours / {LLAMA_SERVER} (decode)")
+    rows = [header, ["---:"] * len(header)]
+    for prompt_tokens in _all_prompt_lengths(run):
+        for concurrency in _all_levels(run):
+            decode = {n: _rate(run, n, concurrency, prompt_tokens, "decode") for n in names}
+            if not any(decode.values()):
+                continue
+            peak = {n: _rate(run, n, concurrency, prompt_tokens, "peak") for n in names}
+            prefill = {n: _rate(run, n, concurrency, prompt_tokens, "prefill") for n in names}
+            measured = _mean_prompt(run, concurrency, prompt_tokens)
+            row = [measured, str(concurrency)]
+            row += [f"{_fmt(decode[n], '{:.1f}')} ({_fmt(peak[n], '{:.0f}')})" for n in names]
+            row += [_fmt(prefill[n], "{:.0f}") for n in names]
+            if compare:
+                row.append(_fmt(_ratio(decode[OURS], decode[LLAMA_SERVER]), "{:.2f}x"))
+            rows.append(row)
+    return _markdown(rows)
+
+
 def latency_table(run: BenchRun) -> str:
     """Markdown: TTFT and inter-token latency percentiles per server and level."""
     header = [
-        "server", "clients", "requests (failed)", "tokens/request",
+        "server", "prompt", "clients", "round", "requests (failed)", "tokens/request",
         "TTFT p50", "TTFT p95", "ITL p50", "ITL p95", "time/token (mean)",
     ]  # fmt: skip
     rows = [header, ["---", *(["---:"] * (len(header) - 1))]]
     for server in sorted(run.servers, key=_plot_rank):
         for lv in server.levels:
             rows.append([
-                server.name, str(lv.concurrency), f"{lv.requests} ({lv.failed})",
+                server.name, str(lv.prompt_tokens or "short"), str(lv.concurrency),
+                str(lv.round + 1), f"{lv.requests} ({lv.failed})",
                 f"{lv.mean_tokens_per_request:.0f}",
                 _ms(lv.ttft_p50_s), _ms(lv.ttft_p95_s),
                 _ms(lv.itl_p50_s), _ms(lv.itl_p95_s), _ms(lv.tpot_mean_s),
@@ -117,15 +161,29 @@ def prefix_table(run: BenchRun) -> str:
 
 
 def targets_table(run: BenchRun) -> str:
-    """Markdown: each issue-3 target, what was measured, and whether it was met."""
+    """Markdown: each target this run measured, what was measured, and whether it was met."""
     rows = [["target", "measured", "met"], ["---", "---:", ":---:"]]
     for t in THROUGHPUT_TARGETS:
         ratio = _ratio(_rate(run, OURS, t.concurrency), _rate(run, t.peer, t.concurrency))
         label = f"{t.concurrency} client(s): ours ≥ {t.min_ratio} × {t.peer}"
         met = None if ratio is None else ratio >= t.min_ratio
         rows.append([label, _fmt(ratio, "{:.2f}x"), _verdict(met)])
-    ours = run.server(OURS)
-    prefix_ratio = ours.prefix.warm_to_cold_ratio if ours and ours.prefix else None
+    for prompt_tokens, min_ratio in DECODE_TARGETS.items():
+        for concurrency in DECODE_TARGET_CLIENTS:
+            ratio = _ratio(
+                _rate(run, OURS, concurrency, prompt_tokens, "decode"),
+                _rate(run, LLAMA_SERVER, concurrency, prompt_tokens, "decode"),
+            )
+            if ratio is None:
+                continue
+            label = (
+                f"{prompt_tokens}-token prompts, {concurrency} clients: decode ≥ "
+                f"{min_ratio} × {LLAMA_SERVER}"
+            )
+            rows.append([label, f"{ratio:.2f}x", _verdict(ratio >= min_ratio)])
+    ours_run = run.server(OURS)
+    prefix = ours_run.prefix if ours_run else None
+    prefix_ratio = prefix.warm_to_cold_ratio if prefix else None
     rows.append([
         f"repeated ~1,500-token prefix: warm TTFT ≤ {PREFIX_TARGET_MAX_RATIO} × cold",
         _fmt(prefix_ratio, "{:.3f}"),
@@ -154,12 +212,20 @@ def _route(api: object) -> str:
 
 def full_report(run: BenchRun) -> str:
     """All tables of a run, in the order docs/benchmarks.md shows them."""
-    parts = [
-        run_summary(run),
-        "Aggregate throughput (generated tokens/s):\n\n" + throughput_table(run),
-    ]
+    parts = [run_summary(run)]
+    for prompt_tokens in _all_prompt_lengths(run):
+        label = f"{prompt_tokens}-token prompts" if prompt_tokens else "short prompts"
+        parts.append(
+            f"Aggregate throughput, {label} (generated tokens/s, median of "
+            f"{run.settings.get('rounds', 1)} round(s)):\n\n" + throughput_table(run, prompt_tokens)
+        )
+    parts.append(
+        "Decode throughput (tokens after each stream's first / span from the first first token "
+        "to the last token; peak: most tokens in any 1 s) and prefill throughput:\n\n"
+        + decode_table(run)
+    )
     if run.server(OURS) and len(run.servers) > 1:
-        parts.append("Targets (issue 3):\n\n" + targets_table(run))
+        parts.append("Targets:\n\n" + targets_table(run))
     parts.append(
         "Latency (TTFT: time to first token; ITL: gap between streamed chunks):\n\n"
         + latency_table(run)
@@ -177,10 +243,45 @@ def _all_levels(run: BenchRun) -> list[int]:
     return sorted({lv.concurrency for s in run.servers for lv in s.levels})
 
 
-def _rate(run: BenchRun, name: str, concurrency: int) -> float | None:
+def _all_prompt_lengths(run: BenchRun) -> list[int]:
+    return sorted({lv.prompt_tokens for s in run.servers for lv in s.levels}) or [0]
+
+
+_METRICS = {
+    "aggregate": lambda lv: lv.tokens_per_s,
+    "decode": lambda lv: lv.decode_tokens_per_s,
+    "peak": lambda lv: lv.peak_tokens_per_s,
+    "prefill": lambda lv: lv.prefill_tokens_per_s,
+}
+
+
+def _rate(
+    run: BenchRun, name: str, concurrency: int, prompt_tokens: int = 0, metric: str = "aggregate"
+) -> float | None:
+    """The median across rounds of one metric at one level (rounds with failures left out)."""
     server = run.server(name)
-    level = server.level(concurrency) if server else None
-    return level.tokens_per_s if level and level.requests > level.failed else None
+    rounds = server.rounds(concurrency, prompt_tokens) if server else []
+    values = [
+        v
+        for lv in rounds
+        if lv.requests > lv.failed and not lv.failed and (v := _METRICS[metric](lv)) is not None
+    ]
+    return statistics.median(values) if values else None
+
+
+def _mean_prompt(run: BenchRun, concurrency: int, prompt_tokens: int) -> str:
+    """The prompt length a level asked for, with what the servers reported (~ measured)."""
+    measured = [
+        lv.mean_prompt_tokens
+        for s in run.servers
+        for lv in s.rounds(concurrency, prompt_tokens)
+        if lv.mean_prompt_tokens
+    ]
+    if not prompt_tokens:
+        return "short"
+    return (
+        f"{prompt_tokens} (~{statistics.median(measured):.0f})" if measured else str(prompt_tokens)
+    )
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

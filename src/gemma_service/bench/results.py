@@ -22,9 +22,18 @@ class ServerRun:
     prefix: PrefixResult | None = None
     error: str | None = None
 
-    def level(self, concurrency: int) -> LevelSummary | None:
-        """The summary at ``concurrency``, if that level ran."""
-        return next((lv for lv in self.levels if lv.concurrency == concurrency), None)
+    def level(self, concurrency: int, prompt_tokens: int = 0) -> LevelSummary | None:
+        """The first round's summary at ``concurrency`` and prompt length, if that level ran."""
+        rounds = self.rounds(concurrency, prompt_tokens)
+        return rounds[0] if rounds else None
+
+    def rounds(self, concurrency: int, prompt_tokens: int = 0) -> list[LevelSummary]:
+        """Every round's summary at ``concurrency`` and prompt length."""
+        return [
+            lv
+            for lv in self.levels
+            if lv.concurrency == concurrency and lv.prompt_tokens == prompt_tokens
+        ]
 
 
 @dataclass(slots=True)

@@ -37,6 +37,19 @@ class BenchPlan:
     requests_per_client: int
     prefix_test: bool
     load: LoadConfig
+    # Prompt lengths to run every level with (0: the short prompts), and how many rounds of the
+    # whole grid (the report takes the median across rounds).
+    prompt_tokens: tuple[int, ...] = (0,)
+    rounds: int = 1
+
+    def workloads(self) -> list[tuple[int, int, int]]:
+        """(round, prompt tokens, concurrency) in the order they run."""
+        return [
+            (r, pt, c)
+            for r in range(self.rounds)
+            for pt in self.prompt_tokens
+            for c in self.concurrency
+        ]
 
 
 def print_progress(message: str) -> None:
@@ -104,11 +117,13 @@ async def _measure(
         warm = await warm_up(t.load)
         if not warm.ok:
             progress(f"{t.name}: warm-up request failed: {warm.error}")
+    # Every request of the run gets its own prompt, so no level is served from another's cache.
     offset = 0
-    for i, concurrency in enumerate(plan.concurrency):
+    for i, (round_index, prompt_tokens, concurrency) in enumerate(plan.workloads()):
         for t in targets[i % len(targets) :] + targets[: i % len(targets)]:
+            load = replace(t.load, prompt_tokens=prompt_tokens)
             summary = await _measure_level(
-                t.name, t.load, concurrency, plan.requests_per_client, offset, progress
+                t.name, load, concurrency, plan.requests_per_client, offset, round_index, progress
             )
             t.run.levels.append(summary)
             progress(f"{t.name}: {_describe_level(summary)}")
@@ -131,6 +146,7 @@ async def _measure_level(
     concurrency: int,
     requests_per_client: int,
     offset: int,
+    round_index: int,
     progress: Progress,
 ) -> LevelSummary:
     total = concurrency * requests_per_client
@@ -153,13 +169,17 @@ async def _measure_level(
                 last_line = time.monotonic()
                 progress(f"{name} x{concurrency}: {done}/{total} requests, {tokens} tokens")
 
-        return await run_level(load, concurrency, requests_per_client, on_result, offset)
+        return await run_level(
+            load, concurrency, requests_per_client, on_result, offset, round_index
+        )
 
 
 def _describe_level(s: LevelSummary) -> str:
     failed = f", {s.failed} FAILED ({'; '.join(s.errors)})" if s.failed else ""
+    workload = f"{s.prompt_tokens}-token prompts, " if s.prompt_tokens else ""
+    decode = f"decode {s.decode_tokens_per_s:.1f} tok/s, " if s.decode_tokens_per_s else ""
     return (
-        f"{s.concurrency:>2} clients: {s.tokens_per_s:6.1f} tok/s, "
+        f"{workload}{s.concurrency:>2} clients: {s.tokens_per_s:6.1f} tok/s, {decode}"
         f"{s.generated_tokens} tokens in {s.wall_s:.1f}s, "
         f"TTFT p50 {_secs(s.ttft_p50_s)} p95 {_secs(s.ttft_p95_s)}, "
         f"ITL p50 {_secs(s.itl_p50_s)} p95 {_secs(s.itl_p95_s)}{failed}"

@@ -19,6 +19,10 @@ class RequestResult:
     prompt_tokens: int | None = None
     tokens_from_usage: bool = False
     error: str | None = None
+    # Clock readings (time.perf_counter) of the send and of each content chunk, so a level can
+    # be measured as a whole: decode throughput across streams, its peak, prefill throughput.
+    sent_at: float | None = None
+    arrivals: tuple[float, ...] = ()
 
     @property
     def time_per_output_token_s(self) -> float | None:
@@ -46,6 +50,16 @@ class LevelSummary:
     tpot_mean_s: float | None
     tokens_counted_from: str
     errors: list[str] = field(default_factory=list)
+    # The workload: the prompt length asked for (0: the short bench prompts), and which round.
+    prompt_tokens: int = 0
+    round: int = 0
+    mean_prompt_tokens: float | None = None
+    # As llama-benchy measures them: tokens after each stream's first / (last token of any
+    # stream - first token of any); the most tokens in any 1 s; prompt tokens / (last first
+    # token - first send).
+    decode_tokens_per_s: float | None = None
+    peak_tokens_per_s: float | None = None
+    prefill_tokens_per_s: float | None = None
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
@@ -61,13 +75,53 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def mean(values: Sequence[float]) -> float | None:
+def mean(values: Sequence[float] | Sequence[int]) -> float | None:
     """Arithmetic mean; None for no values."""
     return sum(values) / len(values) if values else None
 
 
+def decode_throughput(results: Sequence[RequestResult]) -> float | None:
+    """Chunks after each stream's first, over the span from the first first-chunk anywhere to
+    the last chunk anywhere (llama-benchy's tg throughput)."""
+    streams = [r.arrivals for r in results if r.ok and len(r.arrivals) > 1]
+    if not streams:
+        return None
+    span = max(a[-1] for a in streams) - min(a[0] for a in streams)
+    tokens = sum(len(a) - 1 for a in streams)
+    return tokens / span if span > 0 else None
+
+
+def peak_throughput(results: Sequence[RequestResult], window_s: float = 1.0) -> float | None:
+    """The most chunks of all streams together in any ``window_s`` (llama-benchy's peak)."""
+    times = sorted(t for r in results if r.ok for t in r.arrivals)
+    if len(times) < 2:
+        return None
+    if times[-1] - times[0] < window_s:
+        return len(times) / (times[-1] - times[0])
+    best = start = 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best / window_s
+
+
+def prefill_throughput(results: Sequence[RequestResult]) -> float | None:
+    """Prompt tokens of the level over the time until its last stream's first token."""
+    done = [r for r in results if r.ok and r.arrivals and r.sent_at is not None and r.prompt_tokens]
+    if not done:
+        return None
+    span = max(r.arrivals[0] for r in done) - min(r.sent_at or 0.0 for r in done)
+    return sum(r.prompt_tokens or 0 for r in done) / span if span > 0 else None
+
+
 def summarize_level(
-    concurrency: int, results: Sequence[RequestResult], wall_s: float
+    concurrency: int,
+    results: Sequence[RequestResult],
+    wall_s: float,
+    *,
+    prompt_tokens: int = 0,
+    round_index: int = 0,
 ) -> LevelSummary:
     """Fold one level's request results into throughput and latency percentiles."""
     succeeded = [r for r in results if r.ok]
@@ -95,4 +149,10 @@ def summarize_level(
         tpot_mean_s=mean(tpots),
         tokens_counted_from=counted_from,
         errors=distinct_errors[:5],
+        prompt_tokens=prompt_tokens,
+        round=round_index,
+        mean_prompt_tokens=mean([r.prompt_tokens for r in succeeded if r.prompt_tokens]),
+        decode_tokens_per_s=decode_throughput(results),
+        peak_tokens_per_s=peak_throughput(results),
+        prefill_tokens_per_s=prefill_throughput(results),
     )

@@ -42,6 +42,8 @@ class EngineConfig:
     parallel: int
     cache_slots: int
     max_queue: int
+    # One KV stream per sequence: the slots double as the prefix cache (Scheduler).
+    shared_slots: bool = False
 
 
 @dataclass(slots=True)
@@ -71,7 +73,10 @@ class Engine:
         self._config = config
         self._backend: ModelBackend | None = None
         self._scheduler = Scheduler(
-            batch_size=config.batch_size, parallel=config.parallel, cache_slots=config.cache_slots
+            batch_size=config.batch_size,
+            parallel=config.parallel,
+            cache_slots=config.cache_slots,
+            shared_slots=config.shared_slots,
         )
         self._inbox: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._states: dict[str, RequestState] = {}
@@ -145,7 +150,7 @@ class Engine:
                 "cached_tokens_total": self.cached_tokens_total,
                 "steps_total": self.steps_total,
                 "kv_cache_used_tokens": self._kv_used,
-                "kv_cache_capacity_tokens": b.info.n_ctx if b else 0,
+                "kv_cache_capacity_tokens": b.info.kv_cells if b else 0,
             },
         )
 

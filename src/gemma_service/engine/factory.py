@@ -7,6 +7,7 @@ from pathlib import Path
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.async_engine import Engine, EngineConfig
 from gemma_service.engine.backend import ModelBackend
+from gemma_service.engine.scheduler import Scheduler
 
 
 def engine_config(settings: ServiceSettings) -> EngineConfig:
@@ -15,6 +16,7 @@ def engine_config(settings: ServiceSettings) -> EngineConfig:
         parallel=settings.parallel,
         cache_slots=settings.prefix_cache_slots,
         max_queue=settings.max_queue,
+        shared_slots=settings.kv_layout == "per-sequence",
     )
 
 
@@ -31,11 +33,18 @@ def build_llama_engine(settings: ServiceSettings, model_path: Path, model_id: st
                 model_id=model_id,
                 n_ctx=settings.context_size,
                 batch_size=settings.batch_size,
-                n_seq_max=settings.parallel + settings.prefix_cache_slots,
+                n_seq_max=Scheduler.slot_count(
+                    settings.parallel,
+                    settings.prefix_cache_slots,
+                    shared_slots=settings.kv_layout == "per-sequence",
+                ),
+                kv_unified=settings.kv_layout == "unified",
                 threads=settings.effective_threads,
                 gpu_layers=gpu_layers,
                 flash_attn=settings.flash_attn,
                 kv_cache_type=settings.kv_cache_type,
+                cpu_repack=settings.cpu_repack,
+                cpu_variant=settings.cpu_variant,
             )
         )
 

@@ -1,4 +1,4 @@
-"""The llama.cpp backend: the only module that imports ``llama_cpp``.
+"""The llama.cpp backend (with ``llama_runtime``, the only modules that import ``llama_cpp``).
 
 It owns the model, one context with a unified KV cache shared by all sequences (so a prefix is
 copied between sequences by reference, not recomputed), one reusable ``llama_batch`` and the
@@ -15,7 +15,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import llama_cpp as lc
 import numpy as np
 
 from gemma_service.engine.backend import KvCacheFullError, SampledToken
+from gemma_service.engine.kernel_check import RepackMode, default_kernel_cache_dir, start_checked
+from gemma_service.engine.llama_runtime import model_params
 from gemma_service.engine.logprobs import token_logprobs
 from gemma_service.engine.protocol import ModelInfo, SamplingParams
 from gemma_service.engine.scheduler import StepPlan
@@ -52,6 +54,15 @@ class LlamaConfig:
     gpu_layers: int
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
+    # KV layout: one stream per sequence (attention over its own cells only; n_ctx is split
+    # evenly) or one pool shared by all. swa_full keeps every position in the sliding-window
+    # layers too, so a cached prefix can be cut anywhere (measured: no slower at 2k tokens).
+    kv_unified: bool = False
+    swa_full: bool = True
+    # The kernel self-check (kernel_check.py): auto|on|off, a CPU variant name, its cache.
+    cpu_repack: RepackMode = "auto"
+    cpu_variant: str | None = None
+    kernel_cache_dir: Path = field(default_factory=default_kernel_cache_dir)
 
 
 @dataclass(slots=True)
@@ -82,18 +93,19 @@ def _forward_llama_log(level: int, text: bytes, _user: Any) -> None:
         )
 
 
-def _ensure_initialized() -> None:
+def _start_llama(config: LlamaConfig) -> None:
+    """Route llama.cpp's log to ours and start it with kernels proven on this host (once)."""
     global _initialized
     with _init_lock:
         if not _initialized:
             lc.llama_log_set(_forward_llama_log, ctypes.c_void_p(0))
-            lc.llama_backend_init()
             _initialized = True
-
-
-def gpu_offload_supported() -> bool:
-    _ensure_initialized()
-    return bool(lc.llama_supports_gpu_offload())
+    start_checked(
+        config.model_path,
+        config.kernel_cache_dir,
+        repack=config.cpu_repack,
+        variant=config.cpu_variant,
+    )
 
 
 class LlamaBackend:
@@ -101,7 +113,7 @@ class LlamaBackend:
 
     def __init__(self, config: LlamaConfig) -> None:
         check_model_file(config.model_path)
-        _ensure_initialized()
+        _start_llama(config)
         self.config = config
         self._vocab_model = self._load_model(0, vocab_only=True)
         self._vocab = lc.llama_model_get_vocab(self._vocab_model)
@@ -118,9 +130,7 @@ class LlamaBackend:
 
     # --- loading --------------------------------------------------------------------------
     def _load_model(self, gpu_layers: int, *, vocab_only: bool = False) -> Any:
-        params = lc.llama_model_default_params()
-        params.n_gpu_layers = gpu_layers
-        params.vocab_only = vocab_only
+        params = model_params(gpu_layers, vocab_only=vocab_only)
         model = lc.llama_model_load_from_file(str(self.config.model_path).encode(), params)
         if not model:
             raise ModelFileError(
@@ -133,7 +143,9 @@ class LlamaBackend:
         offload = gpu_layers if lc.llama_supports_gpu_offload() else 0
         self._model = self._load_model(offload)
         cfg = self.config
-        n_ctx = min(cfg.n_ctx, lc.llama_model_n_ctx_train(self._model))
+        n_ctx_train = lc.llama_model_n_ctx_train(self._model)
+        # Per-sequence streams share n_ctx evenly; none needs more than the trained context.
+        n_ctx = min(cfg.n_ctx, n_ctx_train * (1 if cfg.kv_unified else cfg.n_seq_max))
         params = lc.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = params.n_ubatch = cfg.batch_size
@@ -143,8 +155,8 @@ class LlamaBackend:
         params.type_k = params.type_v = _KV_TYPES[cfg.kv_cache_type]
         # Gemma 3 uses sliding-window attention: copying a prefix between sequences only
         # works with the full-size SWA cache. A unified cache lets sequences share cells.
-        params.swa_full = True
-        params.kv_unified = True
+        params.swa_full = cfg.swa_full
+        params.kv_unified = cfg.kv_unified
         params.no_perf = True
         self._ctx = lc.llama_init_from_model(self._model, params)
         if not self._ctx:
@@ -174,7 +186,7 @@ class LlamaBackend:
         return ModelInfo(
             model_id=self.config.model_id,
             path=str(path),
-            n_ctx=int(lc.llama_n_ctx(self._ctx)),
+            n_ctx=int(lc.llama_n_ctx_seq(self._ctx)),
             n_ctx_train=int(lc.llama_model_n_ctx_train(m)),
             n_vocab=int(lc.llama_vocab_n_tokens(vocab)),
             chat_template=template.decode("utf-8", "replace") if template else None,
@@ -184,6 +196,7 @@ class LlamaBackend:
             size_bytes=int(lc.llama_model_size(m)),
             n_params=int(lc.llama_model_n_params(m)),
             created=int(os.path.getmtime(path)),
+            kv_cells=int(lc.llama_n_ctx(self._ctx)),
         )
 
     def reload(self, gpu_layers: int) -> None:
@@ -370,13 +383,21 @@ class LlamaBackend:
             if not lc.llama_memory_seq_rm(mem, slot, keep, -1):
                 raise RuntimeError(f"could not trim KV of slot {slot} to {keep} tokens")
         for cp in plan.copies:
-            lc.llama_memory_seq_cp(mem, cp.src, cp.dst, 0, cp.n_tokens)
+            if self.config.kv_unified:  # cells are shared by reference
+                lc.llama_memory_seq_cp(mem, cp.src, cp.dst, 0, cp.n_tokens)
+                continue
+            # Across KV streams llama.cpp copies a whole stream (at the next decode); the copy
+            # then keeps just the shared prefix.
+            lc.llama_memory_seq_cp(mem, cp.src, cp.dst, -1, -1)
+            lc.llama_memory_seq_rm(mem, cp.dst, cp.n_tokens, -1)
 
     def _fill_batch(self, plan: StepPlan) -> dict[str, int]:
         b = self._batch
         i = 0
         sample_at: dict[str, int] = {}
-        for chunk in plan.chunks:
+        # By slot: with one KV stream per sequence, llama.cpp batches a run of consecutive
+        # sequence ids in one pass and splits the batch wherever the run breaks.
+        for chunk in sorted(plan.chunks, key=lambda c: c.slot):
             last = len(chunk.tokens) - 1
             for j, tok in enumerate(chunk.tokens):
                 b.token[i] = tok

@@ -95,6 +95,7 @@ class ModelInfo:
 
     model_id: str
     path: str
+    # The context one sequence may use (prompt + output).
     n_ctx: int
     n_ctx_train: int
     n_vocab: int
@@ -105,6 +106,8 @@ class ModelInfo:
     size_bytes: int
     n_params: int
     created: int
+    # KV cells of all sequences together (0: not known).
+    kv_cells: int = 0
 
 
 @dataclass(slots=True)

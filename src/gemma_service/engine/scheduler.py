@@ -96,18 +96,31 @@ class StepPlan:
 
 
 class Scheduler:
-    """Owns waiting and running sequences, KV slots and the prefix cache."""
+    """Owns waiting and running sequences, KV slots and the prefix cache.
 
-    def __init__(self, *, batch_size: int, parallel: int, cache_slots: int) -> None:
+    A slot is one KV sequence of the backend. With ``shared_slots`` (one KV stream per slot)
+    there are ``parallel`` slots, and a finished sequence stays cached in its idle slot until a
+    new one needs it; otherwise ``cache_slots`` extra slots hold the cached prefixes.
+    """
+
+    def __init__(
+        self, *, batch_size: int, parallel: int, cache_slots: int, shared_slots: bool = False
+    ) -> None:
         self.batch_size = batch_size
         self.parallel = parallel
-        self.prefix_cache = PrefixCache(cache_slots)
-        self._free_slots = list(range(parallel + cache_slots))
+        self.n_slots = self.slot_count(parallel, cache_slots, shared_slots=shared_slots)
+        self.prefix_cache = PrefixCache(min(cache_slots, self.n_slots))
+        self._free_slots = list(range(self.n_slots))
         self._waiting: list[Sequence] = []
         self._running: list[Sequence] = []
         self._by_id: dict[str, Sequence] = {}
         self._arrivals = itertools.count()
         self._pending_clears: list[int] = []
+
+    @staticmethod
+    def slot_count(parallel: int, cache_slots: int, *, shared_slots: bool) -> int:
+        """How many KV sequences the backend needs for these settings."""
+        return parallel if shared_slots else parallel + cache_slots
 
     # --- intake ---------------------------------------------------------------------------
     def add(self, seq: Sequence) -> None:
@@ -208,7 +221,10 @@ class Scheduler:
 
     def _claim_slot(self, plan: StepPlan) -> int | None:
         if self._free_slots:
-            return self._free_slots.pop(0)
+            # The lowest free slot: the backend batches consecutive slots in one pass.
+            slot = min(self._free_slots)
+            self._free_slots.remove(slot)
+            return slot
         victim = self.prefix_cache.evict_lru()
         if victim is not None:
             plan.clear_slots.append(victim)
@@ -287,7 +303,7 @@ class Scheduler:
         """The KV cache was lost (model reloaded): every running sequence recomputes its prefix."""
         self.prefix_cache.clear()
         self._pending_clears.clear()
-        self._free_slots = list(range(self.parallel + self.prefix_cache.capacity_slots))
+        self._free_slots = list(range(self.n_slots))
         for seq in self._running:
             seq.slot = self._free_slots.pop(0)
             _fold_output_into_prompt(seq)

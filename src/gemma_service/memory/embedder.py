@@ -100,15 +100,21 @@ class LlamaEmbedder:
             raise MemoryConfigError(f"GEMMA_EMBEDDING_MODEL_PATH: no such file: {model_path}")
         from llama_cpp import Llama
 
-        self._llama: Any = Llama(
-            model_path=str(model_path),
-            embedding=True,
-            n_ctx=n_ctx,
-            n_batch=n_ctx,
-            n_ubatch=n_ctx,
-            n_threads=n_threads,
-            verbose=False,
-        )
+        from gemma_service.engine.kernel_check import default_kernel_cache_dir, start_checked
+        from gemma_service.engine.llama_runtime import repack_decision_for_high_level_api
+
+        # The same kernel self-check as the served model's (the first model decides).
+        start_checked(model_path, default_kernel_cache_dir())
+        with repack_decision_for_high_level_api():
+            self._llama: Any = Llama(
+                model_path=str(model_path),
+                embedding=True,
+                n_ctx=n_ctx,
+                n_batch=n_ctx,
+                n_ubatch=n_ctx,
+                n_threads=n_threads,
+                verbose=False,
+            )
         self._name = model_path.stem
         self._dim = int(self._llama.n_embd())
         # A llama.cpp context serves one call at a time.

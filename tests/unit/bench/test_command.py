@@ -53,3 +53,18 @@ def test_register_mounts_bench_as_a_subcommand() -> None:
     args = root.parse_args(["bench", "--concurrency", "8", "--no-prefix-test"])
     assert args.func is run_bench
     assert (args.concurrency, args.prefix_test) == ([8], False)
+
+
+def test_prompt_lengths_and_rounds_are_options() -> None:
+    args = parser().parse_args(["--prompt-tokens", "64,512,2048", "--rounds", "3"])
+    assert (args.prompt_tokens, args.rounds) == ([64, 512, 2048], 3)
+    assert parser().parse_args([]).prompt_tokens == [0]  # the short prompts by default
+    with pytest.raises(argparse.ArgumentError):
+        parser().parse_args(["--prompt-tokens", "-5"])
+
+
+def test_another_build_of_ours_can_run_beside_it() -> None:
+    args = parser().parse_args(["--also-ours", "ours-native=/n/bin/gemma-service"])
+    assert args.also_ours == [("ours-native", Path("/n/bin/gemma-service"))]
+    with pytest.raises(argparse.ArgumentError):
+        parser().parse_args(["--also-ours", "ours=/x"])

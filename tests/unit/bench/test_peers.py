@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gemma_service.bench.peers import (
+    LLAMA_CPP_PYTHON_BOOTSTRAP,
     ServerProcess,
     ServerSettings,
     ServerSpec,
@@ -46,7 +47,8 @@ def test_ours_gets_the_same_threads_parallelism_and_total_context() -> None:
 
 def test_llama_cpp_python_server_uses_gemma_turns_and_the_same_threads() -> None:
     spec = llama_cpp_python_spec(Path("/p/bin/python"), SETTINGS, 9002)
-    assert spec.argv[1:3] == ["-m", "llama_cpp.server"]
+    assert spec.argv[1:4] == ["-c", LLAMA_CPP_PYTHON_BOOTSTRAP, "repack"]
+    assert 'run_module("llama_cpp.server"' in LLAMA_CPP_PYTHON_BOOTSTRAP
     assert flag_value(spec.argv, "--n_threads") == "2"
     assert flag_value(spec.argv, "--chat_format") == "gemma"
     assert flag_value(spec.argv, "--n_ctx") == "4096"
@@ -75,3 +77,10 @@ def test_process_that_exits_is_a_start_error(tmp_path: Path) -> None:
         ServerProcess(spec, tmp_path / "broken.log", ready_timeout_s=20),
     ):
         pass
+
+
+def test_peers_run_without_repacking_where_our_self_check_found_it_crashes() -> None:
+    settings = ServerSettings(Path("/m/gemma.gguf"), 2, 16, 4096, repack=False)
+    assert "--no-repack" in llama_server_spec(Path("/b/llama-server"), settings, 9000).argv
+    assert "--no-repack" not in llama_server_spec(Path("/b/llama-server"), SETTINGS, 9000).argv
+    assert llama_cpp_python_spec(Path("/p/bin/python"), settings, 9002).argv[3] == "no-repack"

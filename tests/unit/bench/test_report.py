@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from gemma_service.bench.load import PrefixResult
 from gemma_service.bench.report import (
+    decode_table,
     full_report,
     plot_throughput,
     targets_table,
@@ -78,3 +80,35 @@ def test_json_round_trips(tmp_path: Path) -> None:
     run = sample_run()
     write_json(run, tmp_path / "bench.json")
     assert read_json(tmp_path / "bench.json") == run
+
+
+def long_level(
+    concurrency: int, prompt_tokens: int, decode: float, round_index: int
+) -> LevelSummary:
+    summary = level(concurrency, decode * 0.8)
+    return dataclasses.replace(
+        summary,
+        prompt_tokens=prompt_tokens,
+        round=round_index,
+        mean_prompt_tokens=prompt_tokens + 12.0,
+        decode_tokens_per_s=decode,
+        peak_tokens_per_s=decode * 1.2,
+        prefill_tokens_per_s=350.0,
+    )
+
+
+def test_decode_table_takes_the_median_of_rounds_per_prompt_length() -> None:
+    ours = ServerRun("ours", "gemma-service serve", [
+        long_level(8, 512, d, r) for r, d in enumerate((60.0, 90.0, 66.0))
+    ])  # fmt: skip
+    peer = ServerRun("llama-server", "llama-server", [
+        long_level(8, 512, d, r) for r, d in enumerate((55.0, 60.0, 50.0))
+    ])  # fmt: skip
+    run = BenchRun("t", "bench", {"rounds": 3}, {}, [ours, peer])
+    rows = decode_table(run).splitlines()
+    # medians: ours 66, llama-server 55 -> 1.20x; the measured prompt length is shown too
+    assert rows[2] == "| 512 (~524) | 8 | 66.0 (79) | 55.0 (66) | 350 | 350 | 1.20x |"
+    targets = targets_table(run)
+    assert "| 512-token prompts, 8 clients: decode ≥ 1.1 × llama-server | 1.20x | yes |" in targets
+    assert "2048-token" not in targets  # not measured, not listed
+    assert "512-token prompts" in full_report(run)

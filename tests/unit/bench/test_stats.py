@@ -72,3 +72,30 @@ def test_empty_level_has_no_rate_or_latencies() -> None:
     summary = summarize_level(4, [], wall_s=0.0)
     assert summary.tokens_per_s == 0.0
     assert summary.ttft_p50_s is None
+
+
+def streamed(sent: float, arrivals: list[float], prompt_tokens: int = 100) -> RequestResult:
+    return RequestResult(
+        ok=True, total_s=arrivals[-1] - sent, completion_tokens=len(arrivals),
+        ttft_s=arrivals[0] - sent, prompt_tokens=prompt_tokens, tokens_from_usage=True,
+        sent_at=sent, arrivals=tuple(arrivals),
+    )  # fmt: skip
+
+
+def test_decode_peak_and_prefill_throughput_are_measured_as_llama_benchy_does() -> None:
+    # Two streams sent at 0: first tokens at 1.0 and 2.0, then 8 tokens each, 0.125 s apart.
+    a = streamed(0.0, [1.0 + 0.125 * i for i in range(9)])
+    b = streamed(0.0, [2.0 + 0.125 * i for i in range(9)])
+    summary = summarize_level(2, [a, b], wall_s=3.0, prompt_tokens=512, round_index=2)
+    # 16 tokens after the first ones, from the first first token (1.0) to the last (3.0).
+    assert summary.decode_tokens_per_s == pytest.approx(8.0)
+    # The busiest second, (1.0, 2.0]: a's last 8 tokens and b's first.
+    assert summary.peak_tokens_per_s == pytest.approx(9.0)
+    # 200 prompt tokens until the last first token at 2.0.
+    assert summary.prefill_tokens_per_s == pytest.approx(100.0)
+    assert (summary.prompt_tokens, summary.round, summary.mean_prompt_tokens) == (512, 2, 100.0)
+
+
+def test_a_level_without_streamed_tokens_has_no_decode_figures() -> None:
+    summary = summarize_level(1, [RequestResult(ok=False, total_s=1.0, error="x")], wall_s=1.0)
+    assert summary.decode_tokens_per_s is None and summary.peak_tokens_per_s is None

@@ -78,10 +78,12 @@ def container(service: dict[str, Any]) -> dict[str, Any]:
 def test_dockerfile_builds_the_pinned_llama_cpp_with_cuda_and_has_a_cpu_variant() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     [pin] = [d for d in pyproject["project"]["dependencies"] if d.startswith("llama-cpp-python")]
+    build_script = (ROOT / "scripts" / "build_llama_cpp.py").read_text()
+    [version] = re.findall(r'^VERSION = "([^"]+)"', build_script, re.MULTILINE)
+    assert pin == f"llama-cpp-python=={version}"
     instructions = dockerfile_instructions()
     defaults = [a.replace('"', "") for _, i, a in instructions if i == "ARG" and "=" in a]
     args = dict(a.split("=", 1) for a in defaults)
-    assert pin == f"llama-cpp-python=={args['LLAMA_CPP_PYTHON_VERSION']}"
     assert args["VARIANT"] == "cuda"
     stages = {stage: a for stage, i, a in instructions if i == "FROM"}
     assert stages["build-cuda"].startswith("nvidia/cuda:${CUDA_VERSION}-devel")
@@ -89,7 +91,13 @@ def test_dockerfile_builds_the_pinned_llama_cpp_with_cuda_and_has_a_cpu_variant(
     assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
     assert {"build-cpu", "runtime-cpu"} <= stages.keys()
     cuda_env = " ".join(a for s, i, a in instructions if s == "build-cuda" and i == "ENV")
-    assert "-DGGML_CUDA=on" in cuda_env and "-DGGML_NATIVE=OFF" in cuda_env
+    cpu_env = " ".join(a for s, i, a in instructions if s == "build-cpu" and i == "ENV")
+    assert "--cuda" in cuda_env and "--cuda" not in cpu_env
+    # Both images compile llama.cpp through the portable build (runtime CPU dispatch).
+    [build] = [a for s, i, a in instructions if i == "RUN" and "build_llama_cpp.py" in a]
+    assert "${LLAMA_BUILD_FLAGS}" in build
+    assert "GGML_NATIVE" not in (DEPLOY / "Dockerfile").read_text()
+    assert "-DGGML_NATIVE=OFF" in build_script and "-DGGML_CPU_ALL_VARIANTS=ON" in build_script
 
 
 def test_image_runs_as_a_non_root_user_with_healthcheck_on_healthz() -> None:
@@ -136,6 +144,10 @@ def test_build_context_holds_only_the_package_source() -> None:
     lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line]
     rules = [line for line in lines if not line.startswith("#")]
     assert rules[0] == "*" and {"!pyproject.toml", "!README.md", "!src/"} <= set(rules)
+    # ...and the portable llama.cpp build the image runs first.
+    copied = [a for _, i, a in dockerfile_instructions() if i == "COPY" and "scripts/" in a]
+    for path in copied[0].split()[:-1]:
+        assert f"!{path}" in rules
 
 
 # --- compose ----------------------------------------------------------------------------------

@@ -154,3 +154,43 @@ def test_reset_kv_recomputes_running_sequences() -> None:
     plan = step(s)
     [chunk] = plan.chunks
     assert chunk.start_pos == 0 and chunk.tokens == [0, 1, 2, 3, 4, 7, 7] and chunk.sample
+
+
+# --- one KV stream per slot (shared_slots): the slots themselves are the prefix cache ---------
+def test_shared_slots_keep_a_finished_prefix_in_its_idle_slot() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=8, shared_slots=True)
+    assert s.n_slots == 2 and s.prefix_cache.capacity_slots == 2
+    s.add(seq("first", 100))
+    first_slot = step(s).chunks[0].slot
+    s.finish("first")
+    s.add(Sequence("second", [*range(100), 900], max_tokens=10))
+    plan = step(s)
+    [chunk] = plan.chunks
+    assert (chunk.slot, chunk.start_pos) == (first_slot, 100)
+    assert plan.trims == [(first_slot, 100)] and not plan.copies
+
+
+def test_shared_slots_take_the_lowest_free_slot_so_running_ones_stay_together() -> None:
+    s = Scheduler(batch_size=512, parallel=4, cache_slots=0, shared_slots=True)
+    for rid in "abc":
+        s.add(seq(rid, 3, base=ord(rid) * 100))
+    step(s)
+    s.finish("b")  # frees slot 1
+    step(s)
+    s.add(seq("d", 3, base=900))
+    plan = step(s)
+    [d] = [c for c in plan.chunks if c.request_id == "d"]
+    assert d.slot == 1
+
+
+def test_shared_slots_evict_the_least_recently_used_idle_prefix_for_a_new_prompt() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=2, shared_slots=True)
+    for rid, base in (("a", 100), ("b", 200)):
+        s.add(seq(rid, 5, base=base))
+        step(s)
+        s.finish(rid)
+    s.add(seq("c", 5, base=300))
+    plan = step(s)
+    [c] = plan.chunks
+    assert c.start_pos == 0 and plan.clear_slots == [c.slot]
+    assert len(s.prefix_cache) == 1  # b's prefix is still cached in the other slot

@@ -28,6 +28,16 @@ def _ignore_log(level: int, text: bytes, user_data: Any) -> None:
 _quiet_log = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)(_ignore_log)
 
 
+def _started_params(path: Path, *, vocab_only: bool = False) -> Any:
+    """Model params after starting llama.cpp with CPU kernels proven on this host (our portable
+    build loads its CPU backend itself; see engine/kernel_check.py)."""
+    from gemma_service.engine.kernel_check import default_kernel_cache_dir, start_checked
+    from gemma_service.engine.llama_runtime import model_params
+
+    start_checked(path, default_kernel_cache_dir())
+    return model_params(0, vocab_only=vocab_only)
+
+
 def _model_path() -> Path:
     if lc is None:
         pytest.skip("llama_cpp is not installed")
@@ -94,10 +104,10 @@ class GrammarOracle:
 def grammar_oracle() -> Iterator[GrammarOracle]:
     path = _model_path()
     lc.llama_log_set(_quiet_log, None)
-    lc.llama_backend_init()
-    params = lc.llama_model_default_params()
-    params.vocab_only = True
-    model = lc.llama_model_load_from_file(str(path).encode(), params)
+    # The CPU kernels our portable build dispatches to, proven on this host (kernel_check).
+    model = lc.llama_model_load_from_file(
+        str(path).encode(), _started_params(path, vocab_only=True)
+    )
     assert model, "could not load the model's vocabulary"
     yield GrammarOracle(model)
     lc.llama_model_free(model)
@@ -166,8 +176,7 @@ class GrammarSampler:
 def grammar_sampler() -> Iterator[GrammarSampler]:
     path = _model_path()
     lc.llama_log_set(_quiet_log, None)
-    lc.llama_backend_init()
-    model = lc.llama_model_load_from_file(str(path).encode(), lc.llama_model_default_params())
+    model = lc.llama_model_load_from_file(str(path).encode(), _started_params(path))
     assert model, "could not load the model"
     params = lc.llama_context_default_params()
     params.n_ctx = 1024

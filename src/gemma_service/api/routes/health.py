@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from gemma_service import __version__
 from gemma_service.api.state import ServiceState, StateDep
+from gemma_service.engine import kernel_check
 
 router = APIRouter(tags=["health"])
 
@@ -52,6 +53,9 @@ def health_body(state: ServiceState) -> dict[str, Any]:
     body.update(h.extra)
     if state.residency is not None:
         body.update(state.residency.status())
+    kernels = kernel_check.current()
+    if kernels is not None:
+        body["cpu_kernels"] = kernels.as_dict()
     return body
 
 
