@@ -55,4 +55,7 @@ async def test_async_reading_gives_the_same_events() -> None:
         for line in (sse_json({"a": 1}, event="x") + sse_json({"b": 2})).decode().split("\n"):
             yield line
 
-    assert [e async for e in aiter_sse(lines())] == [SseEvent('{"a": 1}', "x"), SseEvent('{"b": 2}')]
+    assert [e async for e in aiter_sse(lines())] == [
+        SseEvent('{"a": 1}', "x"),
+        SseEvent('{"b": 2}'),
+    ]

@@ -18,6 +18,7 @@ def turns(messages: list[dict[str, Any]]) -> list[Message]:
     """OpenAI messages → prompt turns, as the chat completions route takes them."""
     return messages_to_turns(openai_messages(messages))
 
+
 CALL_1: dict[str, Any] = {
     "id": "call_1",
     "type": "function",
