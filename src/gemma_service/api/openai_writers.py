@@ -103,7 +103,7 @@ class ChatChunkWriter(_ChunkFrame):
         if isinstance(event, ReasoningDelta):
             return [self._delta(i, {"reasoning_content": event.text})]
         if isinstance(event, ToolCallDelta):
-            return [self._delta(i, {"tool_calls": [_tool_call_delta(event)]})]
+            return [self._delta(i, {"tool_calls": [tool_call_delta_body(event)]})]
         failure = self.ended(event)
         if failure is not None:
             return failure
@@ -154,7 +154,7 @@ class TextChunkWriter(_ChunkFrame):
         )
 
 
-def _tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
+def tool_call_delta_body(delta: ToolCallDelta) -> dict[str, Any]:
     """One ``delta.tool_calls[]`` entry; the SDK joins argument fragments by ``index``."""
     entry: dict[str, Any] = {"index": delta.index}
     function: dict[str, Any] = {"arguments": delta.arguments}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from gemma_service.chat.context import AssembledChat, ChatContextBuilder
 from gemma_service.chat.events import RunInfo
 from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook
-from gemma_service.chat.job import ChatJob
+from gemma_service.chat.job import Caller, ChatJob
 from gemma_service.chat.messages import ChatMessage, ImagePart
 from gemma_service.chat.prompt import ChatPrompter, Message, Prompt
 from gemma_service.chat.reply import ReplyReader
@@ -115,8 +115,9 @@ class ChatService:
         observers = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
         return ChatRun(run_info, streams, readers, observers)
 
-    async def summarize(self, turns: list[Message]) -> str:
-        """A few sentences standing in for older turns of a long conversation."""
+    async def summarize(self, turns: list[Message], *, caller: Caller | None = None) -> str:
+        """A few sentences standing in for older turns of a long conversation (a run of its
+        own, billed to ``caller``)."""
         transcript = "\n".join(f"{m.role}: {m.content}" for m in turns)
         # About half the context for the transcript (~3 characters a token); newest kept.
         transcript = transcript[-self._engine.model_info.n_ctx * 3 // 2 :]
@@ -127,6 +128,7 @@ class ChatService:
         job = ChatJob(
             messages=[ChatMessage.of("user", ask)],
             sampling=SamplingParams(max_tokens=SUMMARY_MAX_TOKENS, temperature=0.0),
+            caller=caller,
         )
         result = await (await self.start(job)).collect()
         return result.choices[0].content or ""
@@ -144,8 +146,12 @@ class ChatService:
             parallel=job.parallel_tool_calls,
             output=job.output,
         )
+
+        async def summarize(turns: list[Message]) -> str:
+            return await self.summarize(turns, caller=job.caller)
+
         context = await self.context.assemble(
-            plan.messages, job.memory, job.sampling.max_tokens, self.summarize
+            plan.messages, job.memory, job.sampling.max_tokens, summarize
         )
         prompt = self._prompter.build(context.messages)
         return _Prepared(self._tokenize(prompt), prompt.render(), plan, context)
