@@ -13,7 +13,7 @@ class StreamOwner(Protocol):
 
     def begin(self, request_id: str) -> None: ...
 
-    def cancel(self, request_id: str) -> None: ...
+    def abort(self, request_id: str) -> None: ...
 
 
 class EngineStream:
@@ -53,4 +53,4 @@ class EngineStream:
             return
         self._closed = True
         if not self._done:
-            self._owner.cancel(self.request_id)
+            self._owner.abort(self.request_id)
