@@ -1,7 +1,9 @@
 """The `gemma-service` command: serve, model, and the tools other modules mount here.
 
 Flags of `serve` are generated from ``ServiceSettings``: each setting is one field with its
-env var, flag and one-line description, so `--help` and the env vars cannot drift apart.
+env var, flag and one-line description, so `--help` and the env vars cannot drift apart. The
+other commands live with what they run (``*/cli_commands.py``); each mounts itself through its
+``register(subparsers)``, and the flag helpers they share are in ``settings_args``.
 """
 
 from __future__ import annotations
@@ -9,64 +11,25 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
-
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from typing import Any
 
 from gemma_service import __version__
-from gemma_service.config import ServiceSettings, field_env, field_flag
+from gemma_service.bench import cli_commands as bench_commands
+from gemma_service.client import cli_commands as client_commands
+from gemma_service.config import ServiceSettings
 from gemma_service.errors import ModelFileError
+from gemma_service.gpu import cli_commands as gpu_commands
 from gemma_service.logs import configure_logging
+from gemma_service.memory import cli_commands as memory_commands
+from gemma_service.settings_args import add_settings_arguments, settings_from_args
 
 log = logging.getLogger("gemma_service")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[BaseSettings]) -> None:
-    """One flag per settings field that declares one, with its env var and default in --help."""
-    for name, info in cls.model_fields.items():
-        flag = field_flag(info)
-        if flag is None:
-            continue
-        env = field_env(info)
-        default = info.default
-        help_text = f"{info.description} [env {env}; default: {default}]"
-        choices = get_args(info.annotation) if "Literal" in str(info.annotation) else None
-        if info.annotation is bool:
-            parser.add_argument(
-                flag,
-                dest=name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(
-                flag,
-                dest=name,
-                default=argparse.SUPPRESS,
-                help=help_text,
-                choices=choices or None,
-                metavar=name.upper(),
-            )
-
-
-def settings_from_args(cls: type[BaseSettings], args: argparse.Namespace) -> Any:
-    """Settings with CLI flags over env vars over defaults; a bad value exits in one line."""
-    overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields}
-    try:
-        return cls(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err.get("loc") else "?"
-        info = cls.model_fields.get(field)
-        where = (field_flag(info) or field_env(info) or field) if info else field
-        sys.exit(f"gemma-service: invalid {where}: {err['msg']}")
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings: ServiceSettings = settings_from_args(ServiceSettings, args)
+    settings = settings_from_args(ServiceSettings, args)
     configure_logging(settings.log_level)
     from gemma_service.server import serve
 
@@ -80,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_model_prepare(args: argparse.Namespace) -> int:
     from gemma_service.model_files import prepare_default_model
 
-    settings: ServiceSettings = settings_from_args(ServiceSettings, args)
+    settings = settings_from_args(ServiceSettings, args)
     try:
         path = prepare_default_model(settings.model_cache_dir)
     except ModelFileError as exc:
@@ -121,19 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.set_defaults(func=cmd_model_prepare)
 
-    for register in _extra_commands():
+    for register in EXTRA_COMMANDS:
         register(sub)
     return parser
 
 
-def _extra_commands() -> list[Any]:
-    """Subcommands owned by other modules, each mounted by its register(subparsers)."""
-    from gemma_service.bench import cli_commands as bench
-    from gemma_service.client import cli_commands as client
-    from gemma_service.gpu import cli_commands as gpu
-    from gemma_service.memory import cli_commands as memory
-
-    return [gpu.register, memory.register, bench.register, client.register]
+# Subcommands owned by other modules, each mounted by its register(subparsers).
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[Any]], None]] = [
+    gpu_commands.register,
+    memory_commands.register,
+    bench_commands.register,
+    client_commands.register,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

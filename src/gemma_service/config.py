@@ -1,7 +1,9 @@
-"""Settings: one pydantic-settings schema; env vars and CLI flags come from the same fields.
+"""Settings: one pydantic-settings tree; env vars and CLI flags come from the same fields.
 
 Each field names its environment variable (``env``) and, optionally, its CLI flag (``flag``);
-``cli.py`` builds argparse options from these fields, so a setting is declared once.
+``settings_args.py`` builds argparse options from these fields, so a setting is declared once.
+``ServiceSettings`` is the root: the service's own settings, and each layer's settings class as
+a branch (``memory``). A branch's fields are still set flat, by env var, flag or keyword.
 """
 
 from __future__ import annotations
@@ -10,30 +12,39 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gemma_service.memory.settings import MemorySettings
-from gemma_service.settings_fields import field_env, field_flag, setting
+from gemma_service.settings_fields import default_cache_dir, field_env, field_flag, setting
 
-__all__ = ["ServiceSettings", "field_env", "field_flag", "setting"]
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gemma-service"
+__all__ = ["MemorySettings", "ServiceSettings", "field_env", "field_flag", "setting"]
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gemma-service"
+def _flat_names(cls: type[BaseSettings]) -> dict[str, str]:
+    """Every name a field of ``cls`` may be given by (its name, its env var) → its name."""
+    names: dict[str, str] = {}
+    for name, info in cls.model_fields.items():
+        names[name] = name
+        env = field_env(info)
+        if env:
+            names[env] = names[env.lower()] = name
+    return names
 
 
-class ServiceSettings(MemorySettings):
+_MEMORY_NAMES = _flat_names(MemorySettings)
+
+
+class ServiceSettings(BaseSettings):
     """Everything `gemma-service serve` can be told, from env vars or flags."""
 
     model_config = SettingsConfigDict(
         env_file=None, extra="ignore", populate_by_name=True, protected_namespaces=()
+    )
+
+    # --- branches: each layer's own settings --------------------------------------------------
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings, description="the memory layer's settings"
     )
 
     # --- model and engine -------------------------------------------------------------------
@@ -167,20 +178,6 @@ class ServiceSettings(MemorySettings):
     )
     jwt_only: bool = setting(
         False, "JWT_ONLY", "accept only JWTs, not static API keys", flag="--jwt-only"
-    )
-
-    # --- memory and data ---------------------------------------------------------------------
-    data_dir: Path = setting(
-        default_data_dir(),
-        "GEMMA_DATA_DIR",
-        "memory database and conversations",
-        flag="--data-dir",
-    )
-    rag_service_url: str | None = setting(
-        None,
-        "RAG_SERVICE_URL",
-        "external retrieval service (default: embedded SQLite memory)",
-        flag="--rag-service-url",
     )
 
     # --- GPU sharing -------------------------------------------------------------------------
@@ -358,6 +355,20 @@ class ServiceSettings(MemorySettings):
     log_level: Literal["debug", "info", "warning", "error"] = setting(
         "info", "GEMMA_LOG_LEVEL", "log level", flag="--log-level"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _branch_fields_flat(cls, data: Any) -> Any:
+        """Memory settings given flat (flags, keywords) go to the ``memory`` branch."""
+        if not isinstance(data, dict):
+            return data
+        flat = {_MEMORY_NAMES[k]: v for k, v in data.items() if k in _MEMORY_NAMES}
+        if not flat:
+            return data
+        rest = {k: v for k, v in data.items() if k not in _MEMORY_NAMES}
+        given = rest.get("memory")
+        base = given.model_dump() if isinstance(given, MemorySettings) else dict(given or {})
+        return {**rest, "memory": MemorySettings(**{**base, **flat})}
 
     @field_validator("model_path", mode="before")
     @classmethod

@@ -2,6 +2,11 @@
 
 Lower layers raise these; ``api/error_handlers.py`` turns them into OpenAI-shaped bodies
 (``{"error": {"message", "type", "param", "code"}}``) in one place.
+
+Engine errors come in two tiers. A per-request failure (``InvalidGrammarError``,
+``KvCacheExhaustedError``, ``RequestTimeoutError``, ``GenerationFailedError``) ends that request
+with its own status while the engine serves on; only ``EngineDeadError`` means no request can be
+served, and turns readiness red.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class ContextLengthExceededError(InvalidRequestError):
     """The prompt (plus requested tokens) does not fit the context window."""
 
     default_code = "context_length_exceeded"
+
+
+class InvalidGrammarError(InvalidRequestError):
+    """The engine could not parse the grammar that constrains a request's sampling."""
+
+    default_code = "invalid_grammar"
 
 
 class AuthenticationError(ServiceError):
@@ -105,6 +116,21 @@ class ServiceUnavailableError(ServiceError):
 
     def __init__(self, message: str, *, retry_after_s: float = 5.0) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after_s)))})
+
+
+class KvCacheExhaustedError(ServiceUnavailableError):
+    """The KV cache had no room for this request, even after freeing what it could (503).
+
+    Per request: the engine serves on and readiness stays green.
+    """
+
+    default_code = "kv_cache_full"
+
+
+class GenerationFailedError(ServiceError):
+    """One request's generation failed unexpectedly; the engine serves on (500)."""
+
+    default_code = "generation_failed"
 
 
 class EngineDeadError(ServiceUnavailableError):

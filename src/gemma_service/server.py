@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from gemma_service.api.app import create_app
 from gemma_service.api.drain import DrainingServer, request_drain
-from gemma_service.api.security.install import startup_problem
+from gemma_service.api.security.startup import startup_problem
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.factory import build_llama_engine
 from gemma_service.model_files import default_model_id, resolve_model_path

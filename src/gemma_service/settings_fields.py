@@ -1,7 +1,13 @@
-"""How a setting is declared: one field names its env var, its CLI flag and its help line."""
+"""How a setting is declared: one field names its env var, its CLI flag and its help line.
+
+Also the default directories settings point into. Every settings class of every layer uses
+this module, so it imports nothing of the project.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field
@@ -36,3 +42,15 @@ def field_flag(info: FieldInfo) -> str | None:
         flag = extra.get("flag")
         return flag if isinstance(flag, str) else None
     return None
+
+
+def default_data_dir() -> Path:
+    """Where the service keeps its data (``$XDG_DATA_HOME/gemma-service``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gemma-service"
+
+
+def default_cache_dir() -> Path:
+    """Where rebuildable files go (``$XDG_CACHE_HOME/gemma-service``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gemma-service"

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.state import ServiceState
 from gemma_service.config import ServiceSettings
-from gemma_service.engine.protocol import EngineHealth
+from gemma_service.engine.protocol import EngineHealth, EngineStats
 
 from .conftest import MakeClient
 
@@ -79,11 +79,11 @@ def test_gpu_residency_and_lease_state_are_reported(client: TestClient) -> None:
 
 
 class EngineReportingKv:
-    """An engine whose health reports KV cache use (the keys the collector reads)."""
+    """An engine whose health reports KV cache use."""
 
     def health(self) -> EngineHealth:
-        extra: dict[str, object] = {"kv_cache_used_tokens": 1536, "kv_cache_capacity_tokens": 4096}
-        return EngineHealth("ready", "cpu", 0, False, running=3, waiting=2, extra=extra)
+        stats = EngineStats(kv_cache_used_tokens=1536, kv_cache_capacity_tokens=4096)
+        return EngineHealth("ready", "cpu", 0, False, running=3, waiting=2, stats=stats)
 
 
 def test_kv_cache_use_is_reported_when_the_engine_knows_it() -> None:

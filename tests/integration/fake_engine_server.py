@@ -10,6 +10,7 @@ fuzzing); tests start it with ``start_fake_server``.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 
 def start_fake_server(tmp: Path, *args: str, env: dict[str, str]) -> RunningServer:
-    """Run this script on a free port (environment: ``env`` only) and wait until it is ready."""
+    """Run this script on a free port (environment: ``env`` only, plus the PYTHONPATH that
+    found this checkout) and wait until it is ready."""
     from .conftest import RunningServer, free_port, stop_server
 
     port = free_port()
@@ -41,7 +43,12 @@ def start_fake_server(tmp: Path, *args: str, env: dict[str, str]) -> RunningServ
             [sys.executable, __file__, "--port", str(port), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={"GEMMA_DATA_DIR": str(tmp / "data"), **env, "PATH": "/usr/bin:/bin"},
+            env={
+                "GEMMA_DATA_DIR": str(tmp / "data"),
+                **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+                **env,
+                "PATH": "/usr/bin:/bin",
+            },
         )
     server = RunningServer(f"http://127.0.0.1:{port}", proc, log_path)
     deadline = time.monotonic() + 30

@@ -129,7 +129,11 @@ def test_the_gpu_lease_is_released_after_the_drain(tmp_path: Path) -> None:
         server = start_fake_server(tmp_path, "--step-delay", "0.02", "--fake-gpu", env=env)
         try:
             streams = start_streams(server.url, 2, max_tokens=60)
-            assert httpx.get(coordinator.url + "/leases").json()["holder"] is not None
+            # A stream starts (headers, role chunk) before the GPU wait; the lease follows.
+            deadline = time.monotonic() + 10
+            while httpx.get(coordinator.url + "/leases").json().get("holder") is None:
+                assert time.monotonic() < deadline, "the streams never took the GPU lease"
+                time.sleep(0.02)
             server.process.send_signal(signal.SIGTERM)
             assert server.process.wait(30) == 0, server.log()
             assert all(s.done for s in streams)

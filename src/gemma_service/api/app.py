@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 from gemma_service import __version__
 from gemma_service.api.error_handlers import install_error_handlers
-from gemma_service.api.metered_engine import MeteredEngine
+from gemma_service.api.metering import Metering
 from gemma_service.api.metrics import ServiceMetrics
+from gemma_service.api.middleware import install_middleware
 from gemma_service.api.routes import (
     chat_completions,
     completions,
@@ -24,7 +25,6 @@ from gemma_service.api.routes import (
     native,
     ui,
 )
-from gemma_service.api.security.install import install_security
 from gemma_service.api.security.rate_limit import RateLimiter
 from gemma_service.api.state import ServiceState
 from gemma_service.chat.service import ChatService
@@ -45,13 +45,13 @@ def create_app(
 ) -> FastAPI:
     """Build the app around ``engine``; the model loads in the background after start-up."""
     metrics, limiter = ServiceMetrics(), RateLimiter.from_settings(settings)
-    engine = MeteredEngine(engine, metrics, limiter)
+    metering = Metering(metrics, limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings=settings, engine=engine)
         app.state.service = state
-        loader = asyncio.create_task(_load(state, on_fatal, metrics.memory_retrieval.observe))
+        loader = asyncio.create_task(_load(state, on_fatal, metering, metrics))
         try:
             yield
         finally:
@@ -67,7 +67,7 @@ def create_app(
 
     app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    install_security(app, settings, metrics=metrics, limiter=limiter)
+    install_middleware(app, settings, metrics=metrics, limiter=limiter)
     for module in (health, chat_completions, completions, models, native, memories, embeddings, ui):
         app.include_router(module.router)
     return app
@@ -76,7 +76,8 @@ def create_app(
 async def _load(
     state: ServiceState,
     on_fatal: Callable[[str], None] | None,
-    on_retrieval: Callable[[float], None] | None = None,
+    metering: Metering,
+    metrics: ServiceMetrics,
 ) -> None:
     memory = asyncio.create_task(asyncio.to_thread(_open_memory, state.settings))
     try:
@@ -96,7 +97,9 @@ async def _load(
         residency=state.residency,
         memory=state.memory,
         conversations=state.conversations,
-        on_retrieval=on_retrieval,
+        on_retrieval=metrics.memory_retrieval.observe,
+        hooks=[metering],
+        system_prompt=state.settings.system_prompt,
     )
     info = state.engine.model_info
     log.info(
@@ -129,11 +132,14 @@ async def _start_residency(state: ServiceState) -> GpuResidency:
 
 def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, ConversationStore]:
     """The memory store, embedders and conversation history (blocking: loads models)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    memory_settings = settings.memory
+    memory_settings.data_dir.mkdir(parents=True, exist_ok=True)
     memory = MemoryService.from_settings(
-        settings, data_dir=settings.data_dir, rag_service_url=settings.rag_service_url
+        memory_settings,
+        data_dir=memory_settings.data_dir,
+        rag_service_url=memory_settings.rag_service_url,
     )
-    return memory, ConversationStore.in_data_dir(settings.data_dir)
+    return memory, ConversationStore.in_data_dir(memory_settings.data_dir)
 
 
 def _close_memory(state: ServiceState) -> None:

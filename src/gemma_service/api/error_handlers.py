@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ from gemma_service.errors import (
     PayloadTooLargeError,
     ServiceError,
 )
+from gemma_service.sse import sse_json
 
 log = logging.getLogger(__name__)
 
@@ -87,5 +87,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def sse_error(exc: ServiceError) -> bytes:
-    """An error inside an already-started SSE stream."""
-    return f"data: {json.dumps(exc.to_body())}\n\n".encode()
+    """An error inside an already-started SSE stream (OpenAI's shape: an event of its own)."""
+    return sse_json(exc.to_body())

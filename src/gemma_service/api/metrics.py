@@ -69,14 +69,6 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.prefix_cache_hits = Counter(
-            "gemma_prefix_cache_hits", "generations that reused a cached prompt prefix", registry=r
-        )
-        self.prefix_cache_hit_tokens = Counter(
-            "gemma_prefix_cache_hit_tokens",
-            "prompt tokens served from the prefix cache",
-            registry=r,
-        )
         self.gpu_wait = Histogram(
             "gemma_gpu_wait_seconds",
             "time a generation waited for the model's placement (GPU lease) before it ran",
@@ -128,17 +120,24 @@ def _engine_metrics(state: ServiceState) -> Iterable[Metric]:
             "seconds since the last engine step while work is pending (0 when idle)",
             value=health.last_step_age_s,
         )
-    extra = health.extra
-    steps = extra.get("steps_total")
-    if isinstance(steps, int | float):
-        yield CounterMetricFamily("gemma_engine_steps", "engine decode steps", value=steps)
-    used, capacity = extra.get("kv_cache_used_tokens"), extra.get("kv_cache_capacity_tokens")
-    if isinstance(used, int | float):
-        yield GaugeMetricFamily("gemma_kv_cache_used_tokens", "KV cache cells in use", value=used)
-        if isinstance(capacity, int | float) and capacity > 0:
-            yield GaugeMetricFamily(
-                "gemma_kv_cache_usage_ratio", "share of the KV cache in use", value=used / capacity
-            )
+    stats = health.stats
+    yield CounterMetricFamily("gemma_engine_steps", "engine decode steps", value=stats.steps_total)
+    yield CounterMetricFamily(
+        "gemma_prefix_cache_hits",
+        "generations that reused a cached prompt prefix",
+        value=stats.prefix_cache_hits_total,
+    )
+    yield CounterMetricFamily(
+        "gemma_prefix_cache_hit_tokens",
+        "prompt tokens served from the prefix cache",
+        value=stats.cached_tokens_total,
+    )
+    used, capacity = stats.kv_cache_used_tokens, stats.kv_cache_capacity_tokens
+    yield GaugeMetricFamily("gemma_kv_cache_used_tokens", "KV cache cells in use", value=used)
+    if capacity > 0:
+        yield GaugeMetricFamily(
+            "gemma_kv_cache_usage_ratio", "share of the KV cache in use", value=used / capacity
+        )
 
 
 def _gpu_metrics(status: dict[str, object]) -> Iterable[Metric]:

@@ -20,10 +20,16 @@ class ImageUrl(_Lenient):
     detail: str | None = None
 
 
+class InputAudio(_Lenient):
+    data: str = Field(max_length=20_000_000)
+    format: str = "wav"
+
+
 class ContentPart(_Lenient):
     type: Literal["text", "image_url", "input_audio", "file"]
     text: str | None = None
     image_url: ImageUrl | None = None
+    input_audio: InputAudio | None = None
 
     @model_validator(mode="after")
     def _check_text(self) -> ContentPart:

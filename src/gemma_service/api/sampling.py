@@ -1,4 +1,5 @@
-"""Request fields → engine SamplingParams, with the server's limits applied."""
+"""Request fields → engine SamplingParams, with the server's limits applied (the limits name
+the protocol's own fields; checks against the model, such as the vocabulary, are chat's)."""
 
 from __future__ import annotations
 
@@ -38,20 +39,11 @@ def sampling_from(
     settings: ServiceSettings,
     *,
     max_tokens: int,
-    n_vocab: int,
     logprobs: bool = False,
     top_logprobs: int = 0,
 ) -> SamplingParams:
     check_n(req.n, settings)
-    bias: dict[int, float] = {}
-    for key, value in (req.logit_bias or {}).items():
-        token = int(key)
-        if token >= n_vocab:
-            raise InvalidRequestError(
-                f"logit_bias token id {token} is outside the vocabulary (size {n_vocab})",
-                param="logit_bias",
-            )
-        bias[token] = value
+    bias = {int(key): value for key, value in (req.logit_bias or {}).items()}
     stop = req.stop if isinstance(req.stop, list) else ([req.stop] if req.stop else [])
     return SamplingParams(
         max_tokens=max_tokens,

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, Principal
+from gemma_service.chat.job import Caller
 from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
@@ -67,7 +68,13 @@ def get_principal(request: Request) -> Principal:
     return Principal(f"anonymous:{client}", "none")
 
 
+def get_caller(request: Request) -> Caller:
+    """Who the chat layer is working for: the principal's id (rate limits, token billing)."""
+    return Caller(get_principal(request).id)
+
+
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 MemoryDep = Annotated[MemoryService, Depends(get_memory)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,4 +1,4 @@
-"""Mounts `gemma-service bench` on the main CLI (found by ``cli._extra_commands``)."""
+"""Mounts `gemma-service bench` on the main CLI (listed in ``cli.EXTRA_COMMANDS``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server-sent-event decoding and OpenAI stream-chunk reading for the load generator."""
+"""OpenAI stream-chunk reading for the load generator (events decoded by ``gemma_service.sse``)."""
 
 from __future__ import annotations
 
@@ -7,43 +7,13 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gemma_service.sse import aiter_sse
+
 ApiKind = Literal["chat", "completions"]
-DONE_SENTINEL = "[DONE]"
 
 
 class StreamError(Exception):
     """The server reported an error inside the stream, or sent something unreadable."""
-
-
-class SseDecoder:
-    """Turns SSE lines into event payloads (the joined ``data:`` fields of one event)."""
-
-    def __init__(self) -> None:
-        self._data_lines: list[str] = []
-
-    def feed_line(self, line: str) -> str | None:
-        """Take one line (without its newline); return an event's data when the event ends."""
-        line = line.rstrip("\r")
-        if not line:
-            return self._take_event()
-        if line.startswith(":"):
-            return None  # a comment, used by servers as a keep-alive
-        name, _, value = line.partition(":")
-        if name == "data":
-            # The spec strips exactly one space after the colon.
-            self._data_lines.append(value[1:] if value.startswith(" ") else value)
-        return None
-
-    def flush(self) -> str | None:
-        """Return the last event when the stream ended without a closing blank line."""
-        return self._take_event()
-
-    def _take_event(self) -> str | None:
-        if not self._data_lines:
-            return None
-        data = "\n".join(self._data_lines)
-        self._data_lines = []
-        return data
 
 
 async def sse_payloads(lines: AsyncIterable[str]) -> AsyncIterator[str]:
@@ -51,14 +21,9 @@ async def sse_payloads(lines: AsyncIterable[str]) -> AsyncIterator[str]:
 
     The stream is read to its end, so the connection can be reused for the next request.
     """
-    decoder = SseDecoder()
-    async for line in lines:
-        data = decoder.feed_line(line)
-        if data is not None and data.strip() != DONE_SENTINEL:
-            yield data
-    tail = decoder.flush()
-    if tail is not None and tail.strip() != DONE_SENTINEL:
-        yield tail
+    async for event in aiter_sse(lines):
+        if not event.is_done:
+            yield event.data
 
 
 @dataclass(frozen=True, slots=True)

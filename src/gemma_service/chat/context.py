@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from gemma_service.chat.job import MemoryOptions
 from gemma_service.chat.prompt import Message
 from gemma_service.memory.conversations import (
     ConversationMessage,
@@ -31,16 +32,6 @@ log = logging.getLogger(__name__)
 # Tokens a turn costs beyond its text: <start_of_turn>, the role line, <end_of_turn>, newline.
 TURN_OVERHEAD_TOKENS = 5
 Summarizer = Callable[[list[Message]], Awaitable[str]]
-
-
-@dataclass(slots=True)
-class ContextRequest:
-    """The memory-related options of a chat request."""
-
-    use_rag: bool = False
-    rag_top_k: int | None = None
-    context_documents: list[str] = field(default_factory=list)
-    conversation_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -77,7 +68,7 @@ class ChatContextBuilder:
     async def assemble(
         self,
         messages: list[Message],
-        req: ContextRequest,
+        req: MemoryOptions,
         max_tokens: int,
         summarize: Summarizer | None = None,
     ) -> AssembledChat:
@@ -96,7 +87,7 @@ class ChatContextBuilder:
             out.rag_context_used = block.memories_used
         return out
 
-    async def _retrieve(self, out: AssembledChat, req: ContextRequest) -> list[SearchHit]:
+    async def _retrieve(self, out: AssembledChat, req: MemoryOptions) -> list[SearchHit]:
         hits: list[SearchHit] = []
         if req.use_rag:
             query = _last_user_text(out.messages)

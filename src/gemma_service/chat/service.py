@@ -1,70 +1,59 @@
-"""Chat orchestration: messages (+ memory, history) → prompt tokens → engine streams.
+"""``ChatService.start(job) -> ChatRun``: the one way a request becomes a generation.
 
-The HTTP layer turns its request models into a ``ChatJob`` or raw text and gets back one token
-stream per choice; everything about prompts and context limits is decided here.
+``start`` does, in order: check the job against the model (vocabulary), apply tools and the
+output format, assemble the conversation (history, retrieved memories, documents), render and
+tokenize the prompt, fit it to the context, and have the engine admit one sequence per choice.
+Every refusal (400, 404, 413, 429, 503) is raised here, so it reaches the client before any
+byte of the answer. What happens while the run generates is the hooks' (GPU placement,
+metering, remembering the turn).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from gemma_service.chat.context import AssembledChat, ChatContextBuilder, ContextRequest
+from gemma_service.chat.context import AssembledChat, ChatContextBuilder
+from gemma_service.chat.events import RunInfo
+from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook
+from gemma_service.chat.job import Caller, ChatJob
+from gemma_service.chat.messages import ChatMessage, ImagePart
 from gemma_service.chat.prompt import ChatPrompter, Message, Prompt
+from gemma_service.chat.reply import ReplyReader
+from gemma_service.chat.run import ChatRun
+from gemma_service.chat.structured import messages_to_turns
+from gemma_service.chat.structured_chat import StructuredChat, output_grammar, structure_chat
 from gemma_service.engine.protocol import (
     EngineClient,
     GenerationRequest,
+    GenerationStream,
+    ModelInfo,
     SamplingParams,
-    TokenEvent,
-    TokenLogprob,
-    Usage,
+    check_prompt_fits,
 )
-from gemma_service.errors import ContextLengthExceededError, InvalidRequestError
+from gemma_service.errors import InvalidRequestError
 from gemma_service.gpu.residency import GpuResidency
 from gemma_service.memory.conversations import ConversationStore
 from gemma_service.memory.service import MemoryService
+
+log = logging.getLogger(__name__)
 
 SUMMARY_MAX_TOKENS = 160
 
 
 @dataclass(slots=True)
-class ChatJob:
-    """A chat request as the chat layer sees it."""
-
-    messages: list[Message]
-    sampling: SamplingParams
-    n: int = 1
-    priority: int = 0
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-
-@dataclass(slots=True)
-class PreparedPrompt:
-    """Tokens ready for the engine, plus what the response reports about how they were made."""
+class _Prepared:
+    """A job made ready for the engine."""
 
     tokens: list[int]
     text: str
-    prepare_time_s: float = 0.0
-    # Filled in as the request runs: seconds waited for the model to be placed on the GPU.
-    gpu_wait_s: float = 0.0
-
-
-@dataclass(slots=True)
-class Completion:
-    """One choice, collected."""
-
-    text: str
-    finish_reason: str
-    usage: Usage
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    error: str | None = None
+    plan: StructuredChat | None = None  # chat requests: tools and output format applied
+    context: AssembledChat | None = None
 
 
 class ChatService:
-    """Builds prompts, enforces the context limit, starts one engine stream per choice."""
+    """Turns a ``ChatJob`` into an admitted ``ChatRun``."""
 
     def __init__(
         self,
@@ -75,13 +64,14 @@ class ChatService:
         memory: MemoryService | None = None,
         conversations: ConversationStore | None = None,
         on_retrieval: Callable[[float], None] | None = None,
+        hooks: Sequence[RunHook] = (),
+        system_prompt: str | None = None,
     ) -> None:
         self._engine = engine
-        self._residency = residency
         info = engine.model_info
         self._prompter = ChatPrompter(info.chat_template, info.bos_token, info.eos_token)
-        self._add_bos = info.add_bos
         self._timeout = request_timeout_s
+        self._system_prompt = system_prompt
         self.context = ChatContextBuilder(
             memory,
             conversations,
@@ -89,193 +79,149 @@ class ChatService:
             info.n_ctx,
             on_retrieval,
         )
+        placement: list[RunHook] = [GpuPlacement(residency)] if residency is not None else []
+        # Placement first (the others see its GPU wait), remembering last.
+        self._hooks: list[RunHook] = [*placement, *hooks, ConversationMemory(self.context)]
 
     @property
-    def engine(self) -> EngineClient:
-        return self._engine
+    def model_info(self) -> ModelInfo:
+        """The model this service answers with."""
+        return self._engine.model_info
 
-    async def assemble(
-        self, messages: list[Message], req: ContextRequest, max_tokens: int
-    ) -> AssembledChat:
-        """The request's messages with its conversation history and numbered sources added."""
-        return await self.context.assemble(messages, req, max_tokens, self.summarize)
+    async def start(self, job: ChatJob) -> ChatRun:
+        """Admit ``job``: every refusal is raised here; the answer comes from the run."""
+        info = self._engine.model_info
+        _check_vocabulary(job, info.n_vocab)
+        prepared = await self._prepare(job)
+        check_prompt_fits(len(prepared.tokens), info.n_ctx, param=job.prompt_param)
+        sampling = job.sampling
+        if prepared.plan is not None:
+            sampling = prepared.plan.constrain(sampling)
+        else:
+            sampling = replace(sampling, grammar=output_grammar(job.output))
+        run_info = RunInfo(
+            request_id=job.request_id,
+            model=info.model_id,
+            n=job.n,
+            prompt_tokens=len(prepared.tokens),
+            prompt_text=prepared.text,
+            caller=job.caller,
+            context=prepared.context,
+            reads_tool_calls=prepared.plan is not None and prepared.plan.reads_tool_calls,
+            forces_tool_call=prepared.plan is not None and prepared.plan.forces_tool_call,
+        )
+        streams = await self._submit(job, prepared.tokens, sampling)
+        readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]
+        observers = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
+        return ChatRun(run_info, streams, readers, observers)
 
-    async def summarize(self, turns: list[Message]) -> str:
-        """A few sentences standing in for older turns of a long conversation."""
+    async def summarize(self, turns: list[Message], *, caller: Caller | None = None) -> str:
+        """A few sentences standing in for older turns of a long conversation (a run of its
+        own, billed to ``caller``)."""
         transcript = "\n".join(f"{m.role}: {m.content}" for m in turns)
         # About half the context for the transcript (~3 characters a token); newest kept.
         transcript = transcript[-self._engine.model_info.n_ctx * 3 // 2 :]
-        ask = [
-            Message(
-                "user",
-                "Summarize this conversation in a few sentences, keeping names, "
-                f"facts and decisions:\n\n{transcript}",
-            )
-        ]
-        prepared = self.prepare_chat(ask, SUMMARY_MAX_TOKENS)
-        sampling = SamplingParams(max_tokens=SUMMARY_MAX_TOKENS, temperature=0.0)
-        [stream] = self.streams(prepared, sampling)
-        return (await collect(stream)).text
+        ask = (
+            "Summarize this conversation in a few sentences, keeping names, "
+            f"facts and decisions:\n\n{transcript}"
+        )
+        job = ChatJob(
+            messages=[ChatMessage.of("user", ask)],
+            sampling=SamplingParams(max_tokens=SUMMARY_MAX_TOKENS, temperature=0.0),
+            caller=caller,
+        )
+        result = await (await self.start(job)).collect()
+        return result.choices[0].content or ""
 
-    def prepare_chat(self, messages: list[Message], max_tokens: int) -> PreparedPrompt:
-        started = time.perf_counter()
-        prompt = self._prompter.build(messages)
-        tokens = self.tokenize_prompt(prompt)
-        self.check_fits(tokens, max_tokens)
-        return PreparedPrompt(tokens, prompt.render(), time.perf_counter() - started)
+    async def _prepare(self, job: ChatJob) -> _Prepared:
+        if job.prompt is not None:
+            return self._prepare_raw(job.prompt)
+        assert job.messages is not None
+        _refuse_media(job.messages)
+        turns = self._with_default_system(messages_to_turns(job.messages))
+        plan = structure_chat(
+            turns,
+            tools=job.tools,
+            tool_choice=job.tool_choice,
+            parallel=job.parallel_tool_calls,
+            output=job.output,
+        )
 
-    def prepare_text(self, text: str, max_tokens: int) -> PreparedPrompt:
-        started = time.perf_counter()
-        tokens = self._engine.tokenize(text, add_special=True, parse_special=True)
-        self.check_fits(tokens, max_tokens)
-        return PreparedPrompt(tokens, text, time.perf_counter() - started)
+        async def summarize(turns: list[Message]) -> str:
+            return await self.summarize(turns, caller=job.caller)
 
-    def prepare_tokens(self, tokens: list[int], max_tokens: int) -> PreparedPrompt:
-        n_vocab = self._engine.model_info.n_vocab
-        bad = [t for t in tokens if not 0 <= t < n_vocab]
-        if bad:
-            raise InvalidRequestError(
-                f"token id {bad[0]} is outside the vocabulary", param="prompt"
-            )
-        self.check_fits(tokens, max_tokens)
-        return PreparedPrompt(list(tokens), self._engine.detokenize(tokens))
+        context = await self.context.assemble(
+            plan.messages, job.memory, job.sampling.max_tokens, summarize
+        )
+        prompt = self._prompter.build(context.messages)
+        return _Prepared(self._tokenize(prompt), prompt.render(), plan, context)
 
-    def tokenize_prompt(self, prompt: Prompt) -> list[int]:
+    def _prepare_raw(self, prompt: str | list[int]) -> _Prepared:
+        if isinstance(prompt, str):
+            tokens = self._engine.tokenize(prompt, add_special=True, parse_special=True)
+            return _Prepared(tokens, prompt)
+        return _Prepared(list(prompt), self._engine.detokenize(prompt))
+
+    def _tokenize(self, prompt: Prompt) -> list[int]:
         tokens: list[int] = []
-        bos = self._engine.tokenize("", add_special=True, parse_special=False)
-        if prompt.add_bos and self._add_bos:
-            tokens.extend(bos)
+        if prompt.add_bos and self._engine.model_info.add_bos:
+            tokens.extend(self._engine.tokenize("", add_special=True, parse_special=False))
         for text, special in prompt.segments:
             tokens.extend(self._engine.tokenize(text, add_special=False, parse_special=special))
         return tokens
 
-    def check_fits(self, tokens: list[int], max_tokens: int) -> None:
-        """A prompt that leaves no room to generate is a 400, before anything is streamed."""
-        n_ctx = self._engine.model_info.n_ctx
-        if not tokens:
-            raise InvalidRequestError("the prompt is empty", param="messages")
-        if len(tokens) >= n_ctx:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {n_ctx} tokens. However, your messages "
-                f"resulted in {len(tokens)} tokens. Please reduce the length of the messages.",
-                param="messages",
-            )
+    def _with_default_system(self, turns: list[Message]) -> list[Message]:
+        """GEMMA_SYSTEM_PROMPT opens a chat that brings no system message of its own."""
+        if self._system_prompt and not any(t.role == "system" for t in turns):
+            return [Message("system", self._system_prompt), *turns]
+        return turns
 
-    def streams(
-        self,
-        prepared: PreparedPrompt,
-        sampling: SamplingParams,
-        *,
-        n: int = 1,
-        request_id: str | None = None,
-        priority: int = 0,
-    ) -> list[AsyncIterator[TokenEvent]]:
-        """One engine stream per choice; choice i uses seed + i so choices differ."""
-        rid = request_id or uuid.uuid4().hex
-        out: list[AsyncIterator[TokenEvent]] = []
-        for i in range(n):
-            seed = None if sampling.seed is None else sampling.seed + i
-            req = GenerationRequest(
-                request_id=f"{rid}-{i}",
-                prompt_tokens=prepared.tokens,
-                sampling=replace(
-                    sampling,
-                    seed=seed,
-                    stop=list(sampling.stop),
-                    logit_bias=dict(sampling.logit_bias),
-                ),
-                priority=priority,
-                timeout_s=self._timeout,
-            )
-            out.append(self._on_device(prepared, self._engine.generate(req)))
-        return out
-
-    async def _on_device(
-        self, prepared: PreparedPrompt, stream: AsyncIterator[TokenEvent]
-    ) -> AsyncIterator[TokenEvent]:
-        """Hold the model's placement (GPU lease) while the stream runs."""
-        residency = self._residency
+    async def _submit(
+        self, job: ChatJob, tokens: list[int], sampling: SamplingParams
+    ) -> list[GenerationStream]:
+        """One admitted engine request per choice (choice i samples with seed + i)."""
+        streams: list[GenerationStream] = []
         try:
-            if residency is not None:
-                waited = await residency.request_started()
-                prepared.gpu_wait_s = max(prepared.gpu_wait_s, waited)
-            try:
-                async for event in stream:
-                    yield event
-            finally:
-                if residency is not None:
-                    residency.request_finished()
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-
-async def remembering(
-    context: ChatContextBuilder, assembled: AssembledChat, stream: AsyncIterator[TokenEvent]
-) -> AsyncIterator[TokenEvent]:
-    """Pass a choice's events through; store the finished turn in its conversation."""
-    parts: list[str] = []
-    async for event in stream:
-        parts.append(event.text)
-        if event.finish_reason in ("stop", "length"):
-            await context.remember(assembled, "".join(parts))
-        yield event
-
-
-async def collect(stream: AsyncIterator[TokenEvent]) -> Completion:
-    """Drain one choice's stream into a Completion, closing the stream before returning (its
-    wrappers settle accounting, such as token rate limits, when they close)."""
-    parts: list[str] = []
-    logprobs: list[TokenLogprob] = []
-    try:
-        async for event in stream:
-            parts.append(event.text)
-            if event.logprobs:
-                logprobs.extend(event.logprobs)
-            if event.finish_reason is not None:
-                assert event.usage is not None
-                return Completion(
-                    "".join(parts), event.finish_reason, event.usage, logprobs, event.error
+            for i in range(job.n):
+                seed = None if sampling.seed is None else sampling.seed + i
+                request = GenerationRequest(
+                    request_id=f"{job.request_id}-{i}",
+                    prompt_tokens=tokens,
+                    sampling=replace(sampling, seed=seed),
+                    priority=job.priority,
+                    timeout_s=self._timeout,
                 )
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    raise RuntimeError("the engine stream ended without a finish event")
+                streams.append(await self._engine.submit(request))
+        except BaseException:
+            for stream in streams:  # one choice refused: the request is refused whole
+                await stream.aclose()
+            raise
+        return streams
 
 
-async def collect_all(streams: list[AsyncIterator[TokenEvent]]) -> list[Completion]:
-    return list(await asyncio.gather(*(collect(s) for s in streams)))
+def _check_vocabulary(job: ChatJob, n_vocab: int) -> None:
+    """Token ids the request names must exist in this model's vocabulary."""
+    for token in job.sampling.logit_bias:
+        if not 0 <= token < n_vocab:
+            raise InvalidRequestError(
+                f"logit_bias token id {token} is outside the vocabulary (size {n_vocab})",
+                param="logit_bias",
+            )
+    if isinstance(job.prompt, list):
+        bad = [t for t in job.prompt if not 0 <= t < n_vocab]
+        if bad:
+            raise InvalidRequestError(
+                f"token id {bad[0]} is outside the vocabulary", param="prompt"
+            )
 
 
-async def merge_streams(
-    streams: list[AsyncIterator[TokenEvent]],
-) -> AsyncIterator[tuple[int, TokenEvent]]:
-    """Interleave several choices' streams as (choice index, event), in arrival order."""
-    if len(streams) == 1:
-        async for event in streams[0]:
-            yield 0, event
-        return
-    queue: asyncio.Queue[tuple[int, TokenEvent | None]] = asyncio.Queue()
-
-    async def pump(i: int, s: AsyncIterator[TokenEvent]) -> None:
-        try:
-            async for event in s:
-                await queue.put((i, event))
-        finally:
-            await queue.put((i, None))
-
-    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            i, maybe_event = await queue.get()
-            if maybe_event is None:
-                remaining -= 1
-            else:
-                yield i, maybe_event
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def _refuse_media(messages: Sequence[ChatMessage]) -> None:
+    """The served model reads text only: an image or audio part is a 400 naming the part."""
+    for message in messages:
+        for part in message.media:
+            kind = "images" if isinstance(part, ImagePart) else "audio"
+            raise InvalidRequestError(
+                f"this model takes text only; it cannot take {kind}",
+                param=part.param,
+                code="unsupported_content",
+            )

@@ -14,7 +14,8 @@ from gemma_service.client.api_calls import DEFAULT_BASE_URL, ChatOptions
 from gemma_service.client.retry import RetryPolicy
 from gemma_service.client.sync_client import GemmaClient
 from gemma_service.client.terminal_chat import TerminalChat, run_terminal_chat
-from gemma_service.config import setting
+from gemma_service.settings_args import add_settings_arguments, settings_from_args
+from gemma_service.settings_fields import setting
 
 
 class ChatClientSettings(BaseSettings):
@@ -77,9 +78,7 @@ def _stdin_lines(interactive: bool) -> Iterator[str]:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Chat with a running gemma-service until /quit or end of input."""
-    from gemma_service.cli import settings_from_args  # the CLI imports us; import it lazily
-
-    settings: ChatClientSettings = settings_from_args(ChatClientSettings, args)
+    settings = settings_from_args(ChatClientSettings, args)
     interactive = sys.stdin.isatty()
     timeout = httpx.Timeout(settings.timeout_s, connect=10.0)
     retry = RetryPolicy(max_attempts=settings.attempts)
@@ -98,8 +97,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the `chat` subcommand to the CLI's subparsers."""
-    from gemma_service.cli import add_settings_arguments
-
     chat = subparsers.add_parser(
         "chat",
         help="chat with a running gemma-service in the terminal",

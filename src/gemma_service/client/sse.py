@@ -1,4 +1,5 @@
-"""Reading the service's server-sent events: one JSON object per ``data:`` line."""
+"""Reading the service's server-sent events: one JSON object per event (``gemma_service.sse``
+decodes the events)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from typing import Any
 
 from gemma_service.client.errors import GemmaClientError, GemmaStreamError
 from gemma_service.client.results import StreamEvent
+from gemma_service.sse import SseEvent, aiter_sse, iter_sse
 
 
-def event_data(line: str) -> dict[str, Any] | None:
-    """The JSON object of a ``data:`` line; None for other lines and for ``[DONE]``."""
-    if not line.startswith("data:"):
+def event_payload(event: SseEvent) -> dict[str, Any] | None:
+    """The JSON object an event carries; None for the ``[DONE]`` sentinel."""
+    if event.is_done or not event.data.strip():
         return None
-    data = line[5:].strip()
-    if not data or data == "[DONE]":
-        return None
+    data = event.data
     try:
         payload = json.loads(data)
     except ValueError as exc:
@@ -27,15 +27,15 @@ def event_data(line: str) -> dict[str, Any] | None:
 
 
 def iter_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        payload = event_data(line)
+    for event in iter_sse(lines):
+        payload = event_payload(event)
         if payload is not None:
             yield payload
 
 
 async def aiter_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    async for line in lines:
-        payload = event_data(line)
+    async for event in aiter_sse(lines):
+        payload = event_payload(event)
         if payload is not None:
             yield payload
 

@@ -1,39 +1,34 @@
-"""The engine: a step loop in a worker thread behind the async ``EngineClient`` interface.
+"""The engine: ``EngineClient`` for the event loop, over a step loop in a worker thread.
 
-The loop drains an inbox (new requests, aborts, reloads), asks the scheduler for a plan, has the
-backend execute it as one batched decode, and hands each request its events on the event loop.
-llama.cpp releases the GIL while decoding, so the event loop stays free meanwhile.
+``submit`` checks what it can at once (loading or dead, capacity, the context rule), then hands
+the request to the loop and returns when the loop has accepted it (its sampler built, so a
+grammar the backend cannot parse is refused there, as a 400). The accepted request is held
+until its stream is first read, which starts it. llama.cpp releases the GIL while decoding, so
+the event loop stays free meanwhile. The loop itself is ``engine_loop.EngineLoop``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from gemma_service.engine.backend import KvCacheFullError, ModelBackend
+from gemma_service.engine.backend import ModelBackend
+from gemma_service.engine.engine_loop import EngineLoop, EngineState
+from gemma_service.engine.engine_stream import EngineStream
 from gemma_service.engine.protocol import (
     EngineHealth,
+    EngineStats,
     GenerationRequest,
     ModelInfo,
-    TokenEvent,
+    check_prompt_fits,
 )
 from gemma_service.engine.request_state import RequestState
-from gemma_service.engine.scheduler import Scheduler, Sequence
-from gemma_service.errors import (
-    ContextLengthExceededError,
-    EngineDeadError,
-    RateLimitError,
-    ServiceUnavailableError,
-)
-
-log = logging.getLogger(__name__)
+from gemma_service.engine.scheduler import Scheduler
+from gemma_service.errors import EngineDeadError, RateLimitError, ServiceUnavailableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,333 +41,136 @@ class EngineConfig:
     shared_slots: bool = False
 
 
-@dataclass(slots=True)
-class _Submit:
-    state: RequestState
-
-
-@dataclass(slots=True)
-class _Abort:
-    request_id: str
-
-
-@dataclass(slots=True)
-class _Reload:
-    gpu_layers: int
-    done: Future[None]
-
-
-_Command = _Submit | _Abort | _Reload | None
-
-
 class Engine:
     """Continuous-batching engine over a ``ModelBackend`` (llama.cpp or the fake)."""
 
     def __init__(self, backend_factory: Callable[[], ModelBackend], config: EngineConfig) -> None:
         self._factory = backend_factory
         self._config = config
-        self._backend: ModelBackend | None = None
-        self._scheduler = Scheduler(
+        self._core: EngineLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state: EngineState = "loading"  # until the loop exists; then the loop's
+        self._detail: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the model and start serving. Raises ModelFileError on a bad model file."""
+        try:
+            backend = await asyncio.to_thread(self._factory)
+        except Exception as exc:
+            self._state, self._detail = "dead", str(exc)
+            raise
+        config = self._config
+        scheduler = Scheduler(
             batch_size=config.batch_size,
             parallel=config.parallel,
             cache_slots=config.cache_slots,
             shared_slots=config.shared_slots,
         )
-        self._inbox: queue.SimpleQueue[_Command] = queue.SimpleQueue()
-        self._states: dict[str, RequestState] = {}
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._state = "loading"
-        self._detail: str | None = None
-        self._last_step = time.monotonic()
-        # Each counter is written by one thread only: submitted by the event loop, taken by the
-        # worker; their difference is what still sits in the inbox.
-        self._n_submitted = 0
-        self._n_taken = 0
-        self._n_sched_waiting = 0
-        self._n_running = 0
-        self._kv_used = 0
-        self._pending: list[tuple[RequestState, TokenEvent]] = []
-        self._avg_request_s = 2.0
-        self.cached_tokens_total = 0
-        self.steps_total = 0
-
-    # --- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        try:
-            self._backend = await asyncio.to_thread(self._factory)
-        except Exception as exc:
-            self._state, self._detail = "dead", str(exc)
-            raise
-        self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
+        self._core = EngineLoop(backend, scheduler, asyncio.get_running_loop())
+        self._thread = threading.Thread(target=self._core.run, name="engine-loop", daemon=True)
         self._thread.start()
-        self._state = "ready"
 
     async def shutdown(self) -> None:
+        """Stop the loop (unfinished requests end with an error) and free the model."""
+        core = self._core
+        if core is None:
+            self._state = "stopped" if self._state != "dead" else "dead"
+            return
+        core.stop()
         if self._thread is not None:
-            self._inbox.put(None)
             await asyncio.to_thread(self._thread.join, 30)
             self._thread = None
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
-        self._state = "stopped"
+        core.backend.close()
+
+    @property
+    def state(self) -> EngineState:
+        return self._core.state if self._core is not None else self._state
 
     @property
     def model_info(self) -> ModelInfo:
-        return self._ready_backend().info
+        return self._ready().backend.info
 
-    def _ready_backend(self) -> ModelBackend:
-        if self._state == "dead":
-            raise EngineDeadError(f"the engine has failed: {self._detail}")
-        if self._backend is None:
+    def _ready(self) -> EngineLoop:
+        core = self._core
+        if core is None:
+            if self._state == "dead":
+                raise EngineDeadError(f"the engine has failed: {self._detail}")
             raise ServiceUnavailableError("the model is still loading")
-        return self._backend
-
-    @property
-    def _n_waiting(self) -> int:
-        return self._n_submitted - self._n_taken + self._n_sched_waiting
+        if core.state != "ready":
+            raise core.unavailable()
+        return core
 
     def health(self) -> EngineHealth:
-        b = self._backend
-        busy = self._n_running > 0 or self._n_waiting > 0
+        core = self._core
+        if core is None:
+            return EngineHealth(self._state, "cpu", 0, False, 0, 0, detail=self._detail)
+        b = core.backend
+        busy = core.n_running > 0 or core.n_sched_waiting > 0
         return EngineHealth(
-            state=self._state,  # type: ignore[arg-type]
-            device=b.device if b else "cpu",
-            gpu_layers=b.gpu_layers if b else 0,
-            gpu_available=b.gpu_available if b else False,
-            running=self._n_running,
-            waiting=self._n_waiting,
-            detail=self._detail,
-            last_step_age_s=(time.monotonic() - self._last_step) if busy else 0.0,
-            extra={
-                "cached_tokens_total": self.cached_tokens_total,
-                "steps_total": self.steps_total,
-                "kv_cache_used_tokens": self._kv_used,
-                "kv_cache_capacity_tokens": b.info.kv_cells if b else 0,
-            },
+            state=core.state,
+            device=b.device,
+            gpu_layers=b.gpu_layers,
+            gpu_available=b.gpu_available,
+            running=core.n_running,
+            waiting=core.n_waiting,
+            detail=core.detail,
+            last_step_age_s=(time.monotonic() - core.last_step) if busy else 0.0,
+            stats=EngineStats(
+                steps_total=core.steps,
+                prefix_cache_hits_total=core.prefix_hits,
+                cached_tokens_total=core.cached_tokens,
+                kv_cache_used_tokens=core.kv_used,
+                kv_cache_capacity_tokens=b.info.kv_cells or b.info.n_ctx,
+            ),
         )
 
     # --- EngineClient ---------------------------------------------------------------------
     def tokenize(
         self, text: str, *, add_special: bool = True, parse_special: bool = True
     ) -> list[int]:
-        return self._ready_backend().tokenize(
+        return self._ready().backend.tokenize(
             text, add_special=add_special, parse_special=parse_special
         )
 
     def detokenize(self, tokens: list[int]) -> str:
-        b = self._ready_backend()
+        b = self._ready().backend
         return b"".join(b.token_bytes(t) for t in tokens).decode("utf-8", errors="replace")
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent]:
-        state = self._admit(request)
-        self._inbox.put(_Submit(state))
-        try:
-            while True:
-                event = await state.queue.get()
-                yield event
-                if event.finish_reason is not None:
-                    return
-        finally:
-            if not state.finished:
-                self._inbox.put(_Abort(request.request_id))
-
-    def _admit(self, request: GenerationRequest) -> RequestState:
-        backend = self._ready_backend()
-        if self._state != "ready":
-            raise ServiceUnavailableError(f"the engine is {self._state}")
+    async def submit(self, request: GenerationRequest) -> EngineStream:
+        """Admit ``request`` (or raise why not); it runs once its stream is first read."""
+        core = self._ready()
+        config = self._config
         # Requests that would start in a free slot are not queued; past the slots, at most
         # max_queue wait.
-        if self._n_running + self._n_waiting >= self._config.parallel + self._config.max_queue:
-            retry = self._avg_request_s * (1 + self._n_waiting / max(1, self._config.parallel))
+        waiting = core.n_waiting
+        if core.n_running + waiting >= config.parallel + config.max_queue:
+            retry = core.avg_request_s * (1 + waiting / max(1, config.parallel))
             raise RateLimitError(
-                f"the server is at capacity ({self._n_waiting} requests waiting); retry later",
+                f"the server is at capacity ({waiting} requests waiting); retry later",
                 retry_after_s=retry,
                 code="queue_full",
             )
-        n_ctx = backend.info.n_ctx
-        n_prompt = len(request.prompt_tokens)
-        if n_prompt >= n_ctx:
-            raise ContextLengthExceededError(
-                f"the prompt is {n_prompt} tokens; this model's context is {n_ctx} tokens",
-                param="messages",
-            )
-        if n_prompt == 0:
-            raise ContextLengthExceededError("the prompt is empty", param="prompt")
-        sampling = request.sampling
-        sampling.max_tokens = max(1, min(sampling.max_tokens, n_ctx - n_prompt))
-        self._n_submitted += 1  # counted here so a burst sees the queue before the loop does
-        return RequestState(request, asyncio.Queue())
+        n_ctx = core.backend.info.n_ctx
+        # The chat layer fits prompts to the context; this guards the loop against any caller.
+        check_prompt_fits(len(request.prompt_tokens), n_ctx)
+        state = RequestState(request, asyncio.Queue(), n_ctx)
+        accepted: Future[None] = Future()
+        core.submit(state, accepted)
+        try:
+            await asyncio.wrap_future(accepted)
+        except BaseException:
+            # Refused, or our caller gave up while the loop was busy: drop it if it got in.
+            core.abort(request.request_id)
+            raise
+        return EngineStream(core, state)
 
     async def abort(self, request_id: str) -> None:
-        self._inbox.put(_Abort(request_id))
+        if self._core is not None:
+            self._core.abort(request_id)
 
     async def relocate(self, gpu_layers: int) -> None:
         """Reload the model with ``gpu_layers`` on the GPU; running requests carry on after."""
         done: Future[None] = Future()
-        self._inbox.put(_Reload(gpu_layers, done))
+        self._ready().reload(gpu_layers, done)
         await asyncio.wrap_future(done)
-
-    # --- the loop (worker thread) ---------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while self._drain_inbox(block=not self._scheduler.has_work()):
-                self._expire_deadlines()
-                if self._scheduler.has_work():
-                    self._step()
-                self._flush_deliveries()
-        except Exception as exc:  # engine-fatal: fail every request, readiness turns red
-            log.exception("engine loop failed")
-            self._state, self._detail = "dead", f"{type(exc).__name__}: {exc}"
-            for state in list(self._states.values()):
-                self._end(state.request_id, "error", "the engine failed; see server logs")
-            self._flush_deliveries()
-
-    def _drain_inbox(self, *, block: bool) -> bool:
-        try:
-            cmd = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
-        except queue.Empty:
-            return True
-        while True:
-            if cmd is None:
-                return False
-            self._handle(cmd)
-            try:
-                cmd = self._inbox.get_nowait()
-            except queue.Empty:
-                return True
-
-    def _handle(self, cmd: _Submit | _Abort | _Reload) -> None:
-        backend = self._backend
-        assert backend is not None
-        if isinstance(cmd, _Submit):
-            self._submit(backend, cmd.state)
-        elif isinstance(cmd, _Abort):
-            if cmd.request_id in self._states:
-                self._end(cmd.request_id, "abort")
-                self._flush_deliveries()
-        else:
-            self._reload(backend, cmd)
-
-    def _submit(self, backend: ModelBackend, state: RequestState) -> None:
-        req = state.request
-        self._n_taken += 1
-        try:
-            backend.add_sampler(req.request_id, req.sampling)
-        except Exception as exc:
-            self._deliver_now(state, state.finish("error", str(exc)))
-            return
-        self._states[req.request_id] = state
-        self._scheduler.add(
-            Sequence(req.request_id, list(req.prompt_tokens), req.sampling.max_tokens, req.priority)
-        )
-        self._sync_counts()
-
-    def _reload(self, backend: ModelBackend, cmd: _Reload) -> None:
-        try:
-            backend.reload(cmd.gpu_layers)
-            self._scheduler.reset_kv()
-            cmd.done.set_result(None)
-        except Exception as exc:
-            cmd.done.set_exception(exc)
-            raise
-
-    def _expire_deadlines(self) -> None:
-        now = time.monotonic()
-        for state in list(self._states.values()):
-            deadline = state.deadline
-            if deadline is not None and now > deadline:
-                self._end(
-                    state.request_id,
-                    "timeout",
-                    f"the request ran past its {state.request.timeout_s:g}s deadline",
-                )
-
-    def _step(self) -> None:
-        backend = self._backend
-        assert backend is not None
-        plan = self._scheduler.schedule()
-        want = {
-            rid: s.request.sampling.top_logprobs
-            for rid, s in self._states.items()
-            if s.request.sampling.logprobs
-        }
-        try:
-            sampled = backend.execute(plan, want)
-        except KvCacheFullError:
-            if not self._scheduler.make_room():
-                for seq in self._scheduler.running():
-                    self._end(seq.request_id, "error", "the KV cache is full")
-            self._flush_deliveries()
-            return
-        self._scheduler.update(plan, {rid: s.token for rid, s in sampled.items()})
-        self._note_prefix_reuse()
-        for rid, s in sampled.items():
-            state = self._states.get(rid)
-            if state is None:
-                continue
-            event = state.on_token(
-                s.token,
-                backend.token_bytes(s.token),
-                backend.is_end_of_generation(s.token),
-                s.logprob,
-            )
-            if event is not None:
-                self._queue_delivery(state, event)
-            if state.finished:
-                self._close(state)
-        self._last_step = time.monotonic()
-        self.steps_total += 1
-        self._sync_counts()
-        self._flush_deliveries()
-
-    def _note_prefix_reuse(self) -> None:
-        for seq in self._scheduler.running():
-            state = self._states.get(seq.request_id)
-            if state is not None and seq.cached_tokens and not state.cached_tokens:
-                state.cached_tokens = seq.cached_tokens
-                self.cached_tokens_total += seq.cached_tokens
-
-    def _end(self, request_id: str, reason: str, error: str | None = None) -> None:
-        state = self._states.get(request_id)
-        if state is None:
-            return
-        self._queue_delivery(state, state.finish(reason, error))  # type: ignore[arg-type]
-        self._close(state)
-
-    def _close(self, state: RequestState) -> None:
-        rid = state.request_id
-        self._states.pop(rid, None)
-        self._scheduler.finish(rid, cache=True)
-        if self._backend is not None:
-            self._backend.remove_sampler(rid)
-        elapsed = time.monotonic() - state.submitted_at
-        self._avg_request_s = 0.9 * self._avg_request_s + 0.1 * elapsed
-        self._sync_counts()
-
-    def _sync_counts(self) -> None:
-        self._n_running = self._scheduler.n_running
-        self._n_sched_waiting = self._scheduler.n_waiting
-        self._kv_used = self._scheduler.kv_tokens_estimate()
-
-    # --- delivery to the event loop -------------------------------------------------------
-    def _queue_delivery(self, state: RequestState, event: TokenEvent) -> None:
-        self._pending.append((state, event))
-
-    def _flush_deliveries(self) -> None:
-        batch = self._pending
-        if batch and self._loop is not None:
-            self._pending = []
-            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody listens
-                self._loop.call_soon_threadsafe(_deliver, batch)
-
-    def _deliver_now(self, state: RequestState, event: TokenEvent) -> None:
-        self._queue_delivery(state, event)
-        self._flush_deliveries()
-
-
-def _deliver(batch: list[tuple[RequestState, TokenEvent]]) -> None:
-    for state, event in batch:
-        state.queue.put_nowait(event)

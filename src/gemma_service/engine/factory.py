@@ -1,16 +1,51 @@
-"""Builds the llama.cpp engine from settings (the model path is already resolved)."""
+"""Builds the llama.cpp engine from settings (the model path is already resolved).
+
+The engine declares what it reads (``EngineSettings``); ``ServiceSettings`` provides it, so the
+engine never imports the settings tree above it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Protocol
 
-from gemma_service.config import ServiceSettings
 from gemma_service.engine.async_engine import Engine, EngineConfig
 from gemma_service.engine.backend import ModelBackend
 from gemma_service.engine.scheduler import Scheduler
 
 
-def engine_config(settings: ServiceSettings) -> EngineConfig:
+class EngineSettings(Protocol):
+    """The settings an engine is built from."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def parallel(self) -> int: ...
+    @property
+    def prefix_cache_slots(self) -> int: ...
+    @property
+    def max_queue(self) -> int: ...
+    @property
+    def context_size(self) -> int: ...
+    @property
+    def gpu_layers(self) -> int: ...
+    @property
+    def gpu_coordinator_url(self) -> str | None: ...
+    @property
+    def flash_attn(self) -> Literal["auto", "on", "off"]: ...
+    @property
+    def kv_cache_type(self) -> Literal["f16", "q8_0", "q4_0"]: ...
+    @property
+    def effective_threads(self) -> int: ...
+    @property
+    def kv_layout(self) -> Literal["per-sequence", "unified"]: ...
+    @property
+    def cpu_repack(self) -> Literal["auto", "on", "off"]: ...
+    @property
+    def cpu_variant(self) -> str | None: ...
+
+
+def engine_config(settings: EngineSettings) -> EngineConfig:
     return EngineConfig(
         batch_size=settings.batch_size,
         parallel=settings.parallel,
@@ -20,7 +55,7 @@ def engine_config(settings: ServiceSettings) -> EngineConfig:
     )
 
 
-def build_llama_engine(settings: ServiceSettings, model_path: Path, model_id: str) -> Engine:
+def build_llama_engine(settings: EngineSettings, model_path: Path, model_id: str) -> Engine:
     """An engine whose backend loads ``model_path`` in its start()."""
 
     def load() -> ModelBackend:

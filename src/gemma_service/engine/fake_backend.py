@@ -2,7 +2,9 @@
 
 Its vocabulary is the 256 byte values plus four control tokens, so multi-byte UTF-8 characters
 are split across tokens just as with a real BPE vocabulary. Each sequence "answers" with a
-reply derived from its prompt and seed, then ends its turn.
+reply derived from its prompt and seed, then ends its turn. With ``kv_capacity`` its KV cache
+fills up like a real one; a grammar without a ``root`` rule is refused as llama.cpp refuses an
+unparsable one (grammars are not applied otherwise).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import defaultdict
 from gemma_service.engine.backend import KvCacheFullError, SampledToken
 from gemma_service.engine.protocol import ModelInfo, SamplingParams, TokenLogprob, TopLogprob
 from gemma_service.engine.scheduler import StepPlan
+from gemma_service.errors import InvalidGrammarError
 
 BOS, EOS, START_OF_TURN, END_OF_TURN = 256, 257, 258, 259
 SPECIALS = {
@@ -84,6 +87,8 @@ class FakeBackend:
         return token in (EOS, END_OF_TURN)
 
     def add_sampler(self, request_id: str, params: SamplingParams) -> None:
+        if params.grammar is not None and not _defines_root(params.grammar):
+            raise InvalidGrammarError("the grammar could not be parsed: it has no root rule")
         self._params[request_id] = params
 
     def remove_sampler(self, request_id: str) -> None:
@@ -143,3 +148,7 @@ class FakeBackend:
 
     def close(self) -> None:
         self._params.clear()
+
+
+def _defines_root(grammar: str) -> bool:
+    return any(line.split("::=")[0].strip() == "root" for line in grammar.splitlines())

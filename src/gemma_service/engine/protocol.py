@@ -1,7 +1,11 @@
 """The engine interface the layers above depend on, and the plain data that crosses it.
 
-The HTTP and chat layers see only ``EngineClient``; the llama.cpp engine and the fake engine used
-by fast tests both implement it.
+The chat layer sees only ``EngineClient``; the llama.cpp engine (over the real backend or the
+fake one used by fast tests) implements it, and a remote engine over upstream servers can.
+
+A request crosses in two steps: ``submit`` admits it or raises at once (capacity, loading, a
+grammar the engine cannot parse), then its ``GenerationStream`` is read. Failures after that
+arrive as the stream's last event, typed (``TokenEvent.error``).
 """
 
 from __future__ import annotations
@@ -9,6 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from gemma_service.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ServiceError,
+)
 
 FinishReason = Literal["stop", "length", "abort", "timeout", "error"]
 
@@ -85,8 +95,8 @@ class TokenEvent:
     logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
-    # Set when finish_reason is "error" or "timeout": what went wrong, for the client.
-    error: str | None = None
+    # Set when finish_reason is "error" or "timeout": what went wrong, as the client is told.
+    error: ServiceError | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +120,17 @@ class ModelInfo:
     kv_cells: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What an engine has done and holds, for /healthz and /metrics (0: not known)."""
+
+    steps_total: int = 0
+    prefix_cache_hits_total: int = 0
+    cached_tokens_total: int = 0
+    kv_cache_used_tokens: int = 0
+    kv_cache_capacity_tokens: int = 0
+
+
 @dataclass(slots=True)
 class EngineHealth:
     """Liveness of the engine for readiness probes and /healthz."""
@@ -122,7 +143,38 @@ class EngineHealth:
     waiting: int
     detail: str | None = None
     last_step_age_s: float | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    stats: EngineStats = field(default_factory=EngineStats)
+
+
+def check_prompt_fits(n_prompt: int, n_ctx: int, *, param: str | None = None) -> None:
+    """The one context rule: a prompt is not empty and leaves room for a generated token."""
+    if n_prompt == 0:
+        raise InvalidRequestError("the prompt is empty", param=param)
+    if n_prompt >= n_ctx:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {n_ctx} tokens. However, your "
+            f"{param or 'prompt'} resulted in {n_prompt} tokens. Please reduce the length of "
+            f"the {param or 'prompt'}.",
+            param=param,
+        )
+
+
+class GenerationStream(Protocol):
+    """One admitted request's events, read once; the last has ``finish_reason`` set.
+
+    The engine may hold the request until the stream is first read, so a caller can place the
+    model (GPU lease) in between. ``aclose`` before the last event aborts the request; it is
+    safe to call at any time, more than once.
+    """
+
+    @property
+    def request_id(self) -> str: ...
+
+    def __aiter__(self) -> AsyncIterator[TokenEvent]: ...
+
+    async def __anext__(self) -> TokenEvent: ...
+
+    async def aclose(self) -> None: ...
 
 
 class EngineClient(Protocol):
@@ -131,8 +183,9 @@ class EngineClient(Protocol):
     @property
     def model_info(self) -> ModelInfo: ...
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent]:
-        """Stream ``request``'s output. Closing the iterator early aborts the request."""
+    async def submit(self, request: GenerationRequest) -> GenerationStream:
+        """Admit ``request`` or raise why not (429 capacity, 503 loading or dead, 400 a bad
+        grammar); its output is read from the returned stream."""
         ...
 
     async def abort(self, request_id: str) -> None:

@@ -14,14 +14,20 @@ from gemma_service.engine.protocol import (
     Usage,
 )
 from gemma_service.engine.text_stream import TextStream
+from gemma_service.errors import ServiceError
 
 
 @dataclass(eq=False)
 class RequestState:
-    """What the engine loop tracks for one request between steps."""
+    """What the engine loop tracks for one request between steps.
+
+    ``max_tokens`` is what the request may generate: what it asked for, within the room its
+    prompt leaves in the context (the request's own parameters are never changed).
+    """
 
     request: GenerationRequest
     queue: asyncio.Queue[TokenEvent]
+    n_ctx: int
     submitted_at: float = field(default_factory=time.monotonic)
     n_generated: int = 0
     cached_tokens: int = 0
@@ -31,7 +37,8 @@ class RequestState:
 
     def __post_init__(self) -> None:
         self.stream = TextStream(self.request.sampling.stop)
-        self.max_tokens = self.request.sampling.max_tokens
+        room = self.n_ctx - len(self.request.prompt_tokens)
+        self.max_tokens = max(1, min(self.request.sampling.max_tokens, room))
 
     @property
     def request_id(self) -> str:
@@ -62,7 +69,7 @@ class RequestState:
             return None
         return TokenEvent(text, [token], lps)
 
-    def finish(self, reason: FinishReason, error: str | None = None) -> TokenEvent:
+    def finish(self, reason: FinishReason, error: ServiceError | None = None) -> TokenEvent:
         """End the request now; held-back text is released unless a stop string ended it."""
         tail = self.stream.finish() if reason in ("stop", "length") else ""
         return self._final(tail, [], None, reason, error)
@@ -73,7 +80,7 @@ class RequestState:
         tokens: list[int],
         lps: list[TokenLogprob] | None,
         reason: FinishReason,
-        error: str | None = None,
+        error: ServiceError | None = None,
     ) -> TokenEvent:
         self.finished = True
         return TokenEvent(text, tokens, lps, reason, self.usage(), error)

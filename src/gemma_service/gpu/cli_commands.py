@@ -1,4 +1,4 @@
-"""Mounts `gemma-service coordinator` on the main CLI (found by ``cli._extra_commands``)."""
+"""Mounts `gemma-service coordinator` on the main CLI (listed in ``cli.EXTRA_COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,18 @@ import argparse
 from typing import Any
 
 from gemma_service.gpu.coordinator_app import CoordinatorSettings, run_coordinator
+from gemma_service.settings_args import add_settings_arguments, settings_from_args
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
     """Run the GPU lease coordinator until SIGINT/SIGTERM."""
-    from gemma_service.cli import settings_from_args  # the CLI imports us; import it lazily
-
-    settings: CoordinatorSettings = settings_from_args(CoordinatorSettings, args)
+    settings = settings_from_args(CoordinatorSettings, args)
     run_coordinator(settings)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the `coordinator` subcommand to the CLI's subparsers."""
-    from gemma_service.cli import add_settings_arguments
-
     coordinator = subparsers.add_parser(
         "coordinator",
         help="run the GPU lease coordinator that lets services share one GPU",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gemma_service.config import default_data_dir, field_env, field_flag, setting
 from gemma_service.errors import InvalidRequestError, ServiceError
 from gemma_service.gpu.coordinator_metrics import CoordinatorMetrics
 from gemma_service.gpu.coordinator_service import LeaseCoordinator, PreemptNotice
 from gemma_service.gpu.coordinator_state import Lease
 from gemma_service.gpu.token_store import TokenStore
 from gemma_service.logs import configure_logging
+from gemma_service.settings_fields import default_data_dir, field_env, field_flag, setting
+from gemma_service.sse import sse_comment, sse_json
 
 logger = logging.getLogger(__name__)
 
@@ -153,24 +153,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(error)
 
 
-def _sse(event: str, data: dict[str, object]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
 async def _event_stream(
     coordinator: LeaseCoordinator, holder: str, keepalive_s: float
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     async with coordinator.subscribe(holder) as notices:
-        yield _sse("ready", {"holder": holder})
+        yield sse_json({"holder": holder}, event="ready")
         while True:
             try:
                 notice: PreemptNotice = await asyncio.wait_for(notices.get(), keepalive_s)
             except TimeoutError:
                 # Comments keep proxies from timing the stream out and let clients detect loss.
-                yield ": keep-alive\n\n"
+                yield sse_comment("keep-alive")
                 continue
-            yield _sse(
-                "preempt",
+            yield sse_json(
                 {
                     "lease_id": notice.lease_id,
                     "token": notice.token,
@@ -179,6 +174,7 @@ async def _event_stream(
                     "requested_priority": notice.requested_priority,
                     "yield_within_s": round(notice.yield_within_s, 4),
                 },
+                event="preempt",
             )
 
 

@@ -24,6 +24,7 @@ from gemma_service.gpu.lease import (
     Lease,
     LeaseNotGranted,
 )
+from gemma_service.sse import aiter_sse
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +40,6 @@ class _Rejected(Exception):
         super().__init__(f"{status_code} {code}: {message}")
         self.status_code = status_code
         self.code = code
-
-
-async def _read_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) pairs from a text/event-stream body."""
-    event, data = "message", list[str]()
-    async for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", list[str]()
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
 
 
 class AsyncLeaseClient:
@@ -237,9 +221,9 @@ class AsyncLeaseClient:
                     if response.status_code != 200:
                         raise CoordinatorUnavailable(f"/events: HTTP {response.status_code}")
                     backoff_s = 0.2
-                    async for event, data in _read_sse(response.aiter_lines()):
-                        if event == "preempt":
-                            self._handle_preempt_event(json.loads(data))
+                    async for event in aiter_sse(response.aiter_lines()):
+                        if event.event == "preempt":
+                            self._handle_preempt_event(json.loads(event.data))
             except (httpx.HTTPError, CoordinatorUnavailable, ValueError) as exc:
                 logger.debug("event stream of %s interrupted: %r", self.holder, exc)
             await asyncio.sleep(backoff_s)

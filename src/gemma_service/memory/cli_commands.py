@@ -1,30 +1,25 @@
-"""Mounts `gemma-service memory import|search` on the CLI (found by ``cli._extra_commands``)."""
+"""Mounts `gemma-service memory import|search` on the CLI (listed in ``cli.EXTRA_COMMANDS``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gemma_service.errors import InvalidRequestError
 from gemma_service.memory.models import MEMORY_KINDS, SearchFilters
+from gemma_service.memory.service import MemoryService
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.memory.store import MemoryConfigError
-
-if TYPE_CHECKING:
-    from gemma_service.memory.service import MemoryService
+from gemma_service.settings_args import add_settings_arguments, settings_from_args
 
 FILTER_FIELDS = ("speaker", "kind", "conversation_id", "since", "until")
 
 
 def open_service(args: argparse.Namespace, *, remote: bool) -> MemoryService:
     """The service the server would open, from the same flags and env vars."""
-    from gemma_service.cli import settings_from_args  # the CLI imports us; import it lazily
-    from gemma_service.config import ServiceSettings
-    from gemma_service.memory.service import MemoryService
-
-    settings: ServiceSettings = settings_from_args(ServiceSettings, args)
+    settings = settings_from_args(MemorySettings, args)
     return MemoryService.from_settings(
         settings,
         data_dir=settings.data_dir,
@@ -69,14 +64,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    """The memory settings' flags, plus --data-dir and --rag-service-url from ServiceSettings."""
-    from gemma_service.cli import add_settings_arguments
-    from gemma_service.config import ServiceSettings
-
+    """The memory settings' flags (--data-dir, --memory-url, --rag-service-url, ...)."""
     add_settings_arguments(parser, MemorySettings)
-    for name, flag in (("data_dir", "--data-dir"), ("rag_service_url", "--rag-service-url")):
-        info = ServiceSettings.model_fields[name]
-        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=info.description)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

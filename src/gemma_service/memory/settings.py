@@ -1,4 +1,4 @@
-"""Memory settings: store location, embedders, retrieval tuning and chunking."""
+"""Memory settings: data directory, store location, embedders, retrieval and chunking."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gemma_service.settings_fields import setting
+from gemma_service.settings_fields import default_data_dir, setting
 
 
 class MemorySettings(BaseSettings):
@@ -18,6 +18,18 @@ class MemorySettings(BaseSettings):
         env_file=None, extra="ignore", populate_by_name=True, protected_namespaces=()
     )
 
+    data_dir: Path = setting(
+        default_data_dir(),
+        "GEMMA_DATA_DIR",
+        "memory database and conversations",
+        flag="--data-dir",
+    )
+    rag_service_url: str | None = setting(
+        None,
+        "RAG_SERVICE_URL",
+        "external retrieval service (default: embedded SQLite memory)",
+        flag="--rag-service-url",
+    )
     memory_url: str | None = setting(
         None,
         "GEMMA_MEMORY_URL",

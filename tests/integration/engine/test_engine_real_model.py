@@ -48,7 +48,7 @@ def greedy(rid: str, tokens: list[int], n: int, seed: int | None = None) -> Gene
 async def run(engine: Engine, req: GenerationRequest) -> tuple[list[int], str]:
     tokens: list[int] = []
     reason = ""
-    async for ev in engine.generate(req):
+    async for ev in await engine.submit(req):
         tokens += ev.token_ids
         reason = ev.finish_reason or reason
     return tokens, reason
@@ -59,7 +59,7 @@ async def test_relocation_mid_stream_keeps_the_sequence_going(engine: Engine) ->
     reference, _ = await run(engine, greedy("ref", prompt, 30))
     seen: list[int] = []
     relocated = False
-    async for ev in engine.generate(greedy("moved", prompt, 30)):
+    async for ev in await engine.submit(greedy("moved", prompt, 30)):
         seen += ev.token_ids
         if len(seen) >= 10 and not relocated:
             await engine.relocate(0)  # the reload path a GPU lease uses, with 0 layers on CPU
@@ -87,7 +87,7 @@ async def test_batched_output_differs_from_solo_only_by_kernel_numerics(engine: 
 
     async def run_lp(r: GenerationRequest) -> tuple[list[int], list[float], list[float]]:
         tokens, chosen, margin = [], [], []
-        async for ev in engine.generate(r):
+        async for ev in await engine.submit(r):
             tokens += ev.token_ids
             for lp in ev.logprobs or []:
                 chosen.append(lp.logprob)

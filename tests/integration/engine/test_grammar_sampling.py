@@ -13,6 +13,7 @@ from gemma_service.config import ServiceSettings
 from gemma_service.engine.async_engine import Engine, EngineConfig
 from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
 from gemma_service.engine.protocol import GenerationRequest, SamplingParams
+from gemma_service.errors import InvalidRequestError
 from gemma_service.model_files import prepare_default_model
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ async def test_greedy_grammar_output_validates_across_a_relocation(engine: Engin
     )
     sampling = SamplingParams(max_tokens=48, temperature=0.0, grammar=schema_to_gbnf(POINT))
     text, reason, relocated = "", None, False
-    async for event in engine.generate(GenerationRequest("point", prompt, sampling)):
+    async for event in await engine.submit(GenerationRequest("point", prompt, sampling)):
         text += event.text
         reason = event.finish_reason or reason
         if len(text) >= 3 and not relocated:
@@ -55,3 +56,20 @@ async def test_greedy_grammar_output_validates_across_a_relocation(engine: Engin
             relocated = True
     assert relocated and reason == "stop"
     assert validate_instance(POINT, json.loads(text)) == []
+
+
+async def test_a_grammar_llama_cpp_cannot_parse_is_refused_at_submit(engine: Engine) -> None:
+    """A per-request failure: the request gets a 400 before anything runs, the engine serves
+    on (readiness stays green)."""
+    prompt = engine.tokenize("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+    broken = SamplingParams(max_tokens=8, grammar='root ::= "unterminated')
+    with pytest.raises(InvalidRequestError) as refused:
+        await engine.submit(GenerationRequest("bad", prompt, broken))
+    assert refused.value.status_code == 400 and "grammar" in refused.value.message
+    assert engine.health().state == "ready"
+    text = ""
+    async for event in await engine.submit(
+        GenerationRequest("good", prompt, SamplingParams(max_tokens=8, temperature=0.0))
+    ):
+        text += event.text
+    assert text

@@ -1,4 +1,4 @@
-"""Reading server-sent events and OpenAI stream chunks."""
+"""Reading OpenAI stream chunks (events are decoded by gemma_service.sse, tested beside it)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gemma_service.bench.sse import SseDecoder, StreamError, parse_chunk, sse_payloads
-
-
-def feed_all(decoder: SseDecoder, lines: list[str]) -> list[str]:
-    events = [data for line in lines if (data := decoder.feed_line(line)) is not None]
-    tail = decoder.flush()
-    return [*events, tail] if tail is not None else events
-
-
-def test_events_end_at_blank_lines_and_skip_comments() -> None:
-    lines = [": keep-alive", 'data: {"a": 1}', "", "data:[DONE]", ""]
-    assert feed_all(SseDecoder(), lines) == ['{"a": 1}', "[DONE]"]
-
-
-def test_multi_line_data_is_joined_and_crlf_is_tolerated() -> None:
-    lines = ["event: message\r", "data: first\r", "data: second\r", "\r"]
-    assert feed_all(SseDecoder(), lines) == ["first\nsecond"]
-
-
-def test_last_event_without_closing_blank_line_is_flushed() -> None:
-    assert feed_all(SseDecoder(), ["data: tail"]) == ["tail"]
+from gemma_service.bench.sse import StreamError, parse_chunk, sse_payloads
 
 
 def test_chat_chunk_gives_delta_content() -> None:

@@ -1,25 +1,59 @@
-"""A chat request's tools and response_format applied to its prompt, sampling and reply."""
+"""A chat request's tools and output format applied to its prompt, its sampling, and to the
+reply as it is read back (the same reader serves streamed and whole answers)."""
 
 from __future__ import annotations
 
-from gemma_service.chat.prompt import Message
-from gemma_service.chat.structured import ContentDelta, ToolCallDelta
-from gemma_service.chat.structured_chat import structure_chat
-from gemma_service.engine.protocol import SamplingParams
+from dataclasses import replace
 
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "lookup",
-        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
-    },
-}
+from gemma_service.chat.events import ChoiceResult, ResultCollector, ToolCallDelta
+from gemma_service.chat.job import OutputFormat
+from gemma_service.chat.prompt import Message
+from gemma_service.chat.reply import ReplyReader
+from gemma_service.chat.structured import ToolChoice, parse_tools
+from gemma_service.chat.structured_chat import StructuredChat, structure_chat
+from gemma_service.engine.protocol import FinishReason, SamplingParams, TokenEvent, Usage
+
+TOOLS = parse_tools(
+    [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+        }
+    ]
+)
 CALL = '<tool_call>{"name": "lookup", "arguments": {"q": "tides"}}</tool_call>'
 ASK = [Message("system", "Be brief."), Message("user", "When is high tide?")]
 
 
+def reply(plan: StructuredChat, text: str, finish: FinishReason) -> ChoiceResult:
+    """What a client gets when the model wrote ``text`` (one piece at a time, then whole)."""
+    pieces = [*text, ""]  # the worst chunking: one character per engine event
+    reader = ReplyReader(0, plan)
+    collector = ResultCollector(1, forces_tool_call=plan.forces_tool_call)
+    for k, piece in enumerate(pieces):
+        last = k == len(pieces) - 1
+        event = TokenEvent(piece, [], finish_reason=finish if last else None, usage=Usage(1, 1))
+        for out in reader.feed(event):
+            collector.add(out)
+    [choice] = collector.result().choices
+    whole = ReplyReader(0, plan)
+    collector = ResultCollector(1, forces_tool_call=plan.forces_tool_call)
+    for out in whole.feed(TokenEvent(text, [], finish_reason=finish, usage=Usage(1, 1))):
+        collector.add(out)
+    whole_choice = collector.result().choices[0]
+    # Chunking changes nothing (call ids are fresh for each reply).
+    assert replace(whole_choice, tool_calls=[]) == replace(choice, tool_calls=[])
+    assert [(c.name, c.arguments) for c in whole_choice.tool_calls] == [
+        (c.name, c.arguments) for c in choice.tool_calls
+    ]
+    return choice
+
+
 def test_tool_instructions_join_the_existing_system_message() -> None:
-    plan = structure_chat(ASK, tools=[TOOL])
+    plan = structure_chat(ASK, tools=TOOLS)
     # One system turn: chat templates such as Gemma's accept only one, and only first.
     assert [m.role for m in plan.messages] == ["system", "user"]
     assert plan.messages[0].content.startswith("Be brief.\n\nYou can call these functions:")
@@ -29,46 +63,45 @@ def test_tool_instructions_join_the_existing_system_message() -> None:
 
 def test_without_tools_or_format_the_request_is_unchanged() -> None:
     plan = structure_chat(ASK)
-    sampling = plan.constrain(SamplingParams(stop=["END"]))
+    caller_sampling = SamplingParams(stop=["END"])
+    sampling = plan.constrain(caller_sampling)
     assert plan.messages == ASK
     assert sampling.grammar is None and sampling.stop == ["END"]
-    assert plan.reply(CALL, "stop").tool_calls == []  # tool_choice none: text stays text
+    assert reply(plan, CALL, "stop").tool_calls == []  # tool_choice none: text stays text
+    assert reply(plan, CALL, "stop").content == CALL
 
 
 def test_auto_mode_stops_at_an_invented_result_and_after_a_single_call() -> None:
-    parallel = structure_chat(ASK, tools=[TOOL]).constrain(SamplingParams())
+    caller_sampling = SamplingParams()
+    parallel = structure_chat(ASK, tools=TOOLS).constrain(caller_sampling)
     assert parallel.stop == ["<tool_response"] and parallel.grammar is None
-    single = structure_chat(ASK, tools=[TOOL], parallel=False).constrain(SamplingParams())
+    assert caller_sampling.stop == []  # the caller's parameters are not changed
+    single = structure_chat(ASK, tools=TOOLS, parallel=False).constrain(SamplingParams())
     assert single.stop == ["<tool_response", "</tool_call>"]
     # That stop cuts the closing tag off; the call is still read.
-    reply = structure_chat(ASK, tools=[TOOL], parallel=False).reply(CALL[:-12], "stop")
-    assert [c.name for c in reply.tool_calls] == ["lookup"]
-    assert reply.content is None and reply.finish_reason == "tool_calls"
+    got = reply(structure_chat(ASK, tools=TOOLS, parallel=False), CALL[:-12], "stop")
+    assert [c.name for c in got.tool_calls] == ["lookup"]
+    assert got.content is None and got.finish_reason == "tool_calls"
 
 
 def test_a_forced_call_drops_a_call_cut_off_by_max_tokens() -> None:
-    plan = structure_chat(ASK, tools=[TOOL], tool_choice="required")
+    plan = structure_chat(ASK, tools=TOOLS, tool_choice=ToolChoice("required"))
     text = f'{CALL}\n<tool_call>{{"name": "lookup", "argu'
-    reply = plan.reply(text, "length")
-    assert len(reply.tool_calls) == 1 and reply.content is None
-    assert reply.finish_reason == "tool_calls"
-    parser = plan.stream_parser()
-    deltas = parser.feed(text) + plan.finish_stream(parser)
-    assert all(isinstance(d, ToolCallDelta) for d in deltas)
+    got = reply(plan, text, "length")
+    assert len(got.tool_calls) == 1 and got.content is None
+    assert got.finish_reason == "tool_calls"
+    reader = ReplyReader(0, plan)
+    events = reader.feed(TokenEvent(text, [], finish_reason="length", usage=Usage(1, 1)))
+    assert all(isinstance(e, ToolCallDelta) for e in events[:-1])
 
 
 def test_auto_mode_keeps_text_beside_a_call() -> None:
-    plan = structure_chat(ASK, tools=[TOOL])
-    reply = plan.reply(f"Checking.\n{CALL}", "stop")
-    assert reply.content == "Checking." and len(reply.tool_calls) == 1
-    parser = plan.stream_parser()
-    deltas = parser.feed(f"Checking.\n{CALL}") + plan.finish_stream(parser)
-    assert deltas[0] == ContentDelta("Checking.")
+    got = reply(structure_chat(ASK, tools=TOOLS), f"Checking.\n{CALL}", "stop")
+    assert got.content == "Checking." and len(got.tool_calls) == 1
 
 
-def test_auto_with_response_format_makes_no_calls() -> None:
-    response_format = {"type": "json_object"}
-    plan = structure_chat(ASK, tools=[TOOL], response_format=response_format)
+def test_auto_with_an_output_format_makes_no_calls() -> None:
+    plan = structure_chat(ASK, tools=TOOLS, output=OutputFormat("json_object"))
     assert plan.messages == ASK  # the tools are not offered
     assert plan.constrain(SamplingParams()).grammar is not None
-    assert plan.reply(CALL, "stop").tool_calls == []
+    assert reply(plan, CALL, "stop").tool_calls == []

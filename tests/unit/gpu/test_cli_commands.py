@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gemma_service.cli import build_parser, settings_from_args
+from gemma_service.cli import build_parser
 from gemma_service.gpu.cli_commands import cmd_coordinator
 from gemma_service.gpu.coordinator_app import CoordinatorSettings
+from gemma_service.settings_args import settings_from_args
 
 
 def test_coordinator_subcommand_reads_flags_over_env(

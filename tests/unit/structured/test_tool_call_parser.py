@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
+from gemma_service.api.openai_writers import tool_call_delta_body
+from gemma_service.chat import events
 from gemma_service.chat.structured import (
     ContentDelta,
     StreamDelta,
@@ -103,15 +105,22 @@ def test_marker_prefix_is_held_back_until_it_is_known() -> None:
     assert parser.finish() == []
 
 
+def openai_entry(delta: ToolCallDelta) -> dict[str, Any]:
+    """The ``delta.tool_calls[]`` entry the chat completions writer makes of a parser delta."""
+    return tool_call_delta_body(
+        events.ToolCallDelta(0, delta.index, delta.arguments, delta.id, delta.name)
+    )
+
+
 def test_deltas_have_the_openai_chunk_shape() -> None:
     first, rest = ToolCallDelta(0, "", id="call_0", name="f"), ToolCallDelta(0, '{"a":1}')
-    assert first.to_openai() == {
+    assert openai_entry(first) == {
         "index": 0,
         "id": "call_0",
         "type": "function",
         "function": {"name": "f", "arguments": ""},
     }
-    assert rest.to_openai() == {"index": 0, "function": {"arguments": '{"a":1}'}}
+    assert openai_entry(rest) == {"index": 0, "function": {"arguments": '{"a":1}'}}
 
 
 def stream(text: str, cuts: list[int], *, parallel: bool) -> list[StreamDelta]:
@@ -130,7 +139,7 @@ def assemble_like_the_sdk(deltas: list[StreamDelta]) -> dict[str, Any]:
         if isinstance(delta, ContentDelta):
             body: dict[str, Any] = {"content": delta.text}
         else:
-            body = {"tool_calls": [delta.to_openai()]}
+            body = {"tool_calls": [openai_entry(delta)]}
         state.handle_chunk(_chunk(body, None))
     state.handle_chunk(_chunk({}, "stop"))
     message = state.get_final_completion().choices[0].message

@@ -1,4 +1,5 @@
-"""Conversations with tool calls and results → prompt turns, and the 400s of broken histories."""
+"""Conversations with tool calls and results → prompt turns, and the 400s of broken histories
+(shape errors are the OpenAI parser's, mismatched calls and results the chat layer's)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from typing import Any
 
 import pytest
 
+from gemma_service.api.openai_jobs import openai_messages
 from gemma_service.chat.prompt import Message
 from gemma_service.chat.structured import messages_to_turns, parse_tool_calls
 from gemma_service.errors import InvalidRequestError
+
+
+def turns(messages: list[dict[str, Any]]) -> list[Message]:
+    """OpenAI messages → prompt turns, as the chat completions route takes them."""
+    return messages_to_turns(openai_messages(messages))
+
 
 CALL_1: dict[str, Any] = {
     "id": "call_1",
@@ -33,7 +41,7 @@ ROUND_TRIP: list[dict[str, Any]] = [
 
 
 def test_a_full_round_trip_becomes_alternating_turns() -> None:
-    assert messages_to_turns(ROUND_TRIP) == [
+    assert turns(ROUND_TRIP) == [
         Message("system", "Be brief."),
         Message("user", "Weather and time in Paris?"),
         Message(
@@ -52,7 +60,7 @@ def test_a_full_round_trip_becomes_alternating_turns() -> None:
 
 
 def test_past_calls_are_shown_in_the_format_the_parser_reads() -> None:
-    turn = messages_to_turns(ROUND_TRIP[:5])[2]
+    turn = turns(ROUND_TRIP[:5])[2]
     content, calls = parse_tool_calls(turn.content)
     assert content == ""
     assert [(c.name, c.arguments) for c in calls] == [
@@ -65,7 +73,7 @@ def test_assistant_text_next_to_calls_is_kept() -> None:
     messages = copy.deepcopy(ROUND_TRIP[:4])
     messages[2]["content"] = "Let me look."
     messages[2]["tool_calls"] = [CALL_1]
-    assistant = messages_to_turns(messages)[2]
+    assistant = turns(messages)[2]
     assert assistant.content.startswith("Let me look.\n<tool_call>")
 
 
@@ -118,9 +126,9 @@ def call_with(**changes: Any) -> dict[str, Any]:
         ),
         (broken(1, role="robot"), "messages[1].role", "'robot'"),
         (
-            broken(1, content=[{"type": "image_url", "image_url": {"url": "x"}}]),
+            broken(1, content=[{"type": "file", "file": {"file_id": "f1"}}]),
             "messages[1].content[0]",
-            "text parts",
+            "text only",
         ),
     ],
 )
@@ -128,7 +136,7 @@ def test_malformed_histories_are_400s_that_say_what_is_wrong(
     messages: list[dict[str, Any]], param: str, words: str
 ) -> None:
     with pytest.raises(InvalidRequestError) as raised:
-        messages_to_turns(messages)
+        turns(messages)
     assert raised.value.status_code == 400
     assert raised.value.param == param
     assert words in raised.value.message
@@ -140,7 +148,7 @@ def test_tool_message_without_a_preceding_call_is_refused() -> None:
         {"role": "tool", "tool_call_id": "call_1", "content": "21"},
     ]
     with pytest.raises(InvalidRequestError) as raised:
-        messages_to_turns(messages)
+        turns(messages)
     assert raised.value.param == "messages[1].tool_call_id"
     assert "does not match any tool call" in raised.value.message
 
@@ -148,4 +156,4 @@ def test_tool_message_without_a_preceding_call_is_refused() -> None:
 def test_empty_arguments_mean_no_arguments() -> None:
     messages = broken(2, tool_calls=[call_with(arguments="")], content=None)
     messages = messages[:4]
-    assert messages_to_turns(messages)[2].content.endswith('"arguments": {}}</tool_call>')
+    assert turns(messages)[2].content.endswith('"arguments": {}}</tool_call>')

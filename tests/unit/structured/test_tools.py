@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gemma_service.api.openai_bodies import tool_call_body
 from gemma_service.chat.structured import (
     FunctionTool,
     ToolChoice,
@@ -193,7 +194,7 @@ def test_a_call_written_in_the_prompt_format_parses_back() -> None:
     assert call.name == "get_weather"
     assert json.loads(call.arguments) == {"city": "Zürich", "unit": "celsius"}
     assert call.id.startswith("call_") and len(call.id) == 29
-    assert call.to_openai() == {
+    assert tool_call_body(call) == {
         "id": call.id,
         "type": "function",
         "function": {"name": "get_weather", "arguments": call.arguments},

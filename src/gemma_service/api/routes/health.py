@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
@@ -50,7 +51,7 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         body["n_ctx"] = info.n_ctx
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
-    body.update(h.extra)
+    body.update(asdict(h.stats))
     if state.residency is not None:
         body.update(state.residency.status())
     kernels = kernel_check.current()

@@ -31,12 +31,12 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
 
 @router.get("/v1/models")
 async def list_models(chat: ChatDep) -> dict[str, Any]:
-    return {"object": "list", "data": [model_card(chat.engine.model_info)]}
+    return {"object": "list", "data": [model_card(chat.model_info)]}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, chat: ChatDep) -> dict[str, Any]:
-    info = chat.engine.model_info
+    info = chat.model_info
     if model_id != info.model_id:
         raise NotFoundError(
             f"The model '{model_id}' does not exist", param="model", code="model_not_found"

@@ -1,4 +1,5 @@
 """Who may call the server and how much: API keys, JWTs, rate limits, request-size limits.
 
-``install.install_security`` wires it all into the app; nothing here runs at import time.
+``api/middleware.py`` puts these into the app's middleware stack; nothing here runs at import
+time.
 """

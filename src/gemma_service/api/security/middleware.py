@@ -12,11 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gemma_service.api.error_handlers import error_response
 from gemma_service.api.security.authenticator import Authenticator, Credentials, bearer_token
-from gemma_service.api.security.principal import (
-    PRINCIPAL_SCOPE_KEY,
-    current_principal,
-    is_public_path,
-)
+from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, is_public_path
 from gemma_service.api.security.rate_limit import RateLimiter
 from gemma_service.api.security.request_limits import RequestLimits
 from gemma_service.errors import AuthenticationError, ServiceError
@@ -66,11 +62,7 @@ class AuthMiddleware:
             await _refuse(exc, scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
-        token = current_principal.set(principal)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current_principal.reset(token)
+        await self.app(scope, receive, send)
 
 
 class RequestLimitsMiddleware:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,10 +23,6 @@ class Principal:
     id: str
     method: Literal["api_key", "jwt", "none"]
     claims: dict[str, Any] = field(default_factory=dict)
-
-
-# The caller of the request being served, for code that cannot see the request (token metering).
-current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)
 
 
 def is_public_path(path: str) -> bool:

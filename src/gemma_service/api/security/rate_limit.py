@@ -13,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from gemma_service.api.security.principal import current_principal
 from gemma_service.config import ServiceSettings
 from gemma_service.errors import RateLimitError
 
@@ -103,11 +102,6 @@ class RateLimiter:
         if self.tpm and tokens > 0:
             now_s = math.floor(self._clock())
             self._window(self._tokens, caller, now_s).add(now_s, tokens)
-
-    def current_caller(self) -> str | None:
-        """The caller of the request being served (set by the auth middleware)."""
-        principal = current_principal.get()
-        return None if principal is None else principal.id
 
     @staticmethod
     def _window(windows: dict[str, _MinuteWindow], caller: str, now_s: int) -> _MinuteWindow:

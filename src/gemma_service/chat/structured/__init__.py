@@ -16,7 +16,7 @@ from gemma_service.chat.structured.tool_call_parser import (
     ToolCallStreamParser,
     parse_tool_calls,
 )
-from gemma_service.chat.structured.tool_history import content_text, messages_to_turns
+from gemma_service.chat.structured.tool_history import messages_to_turns
 from gemma_service.chat.structured.tool_specs import (
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
@@ -48,7 +48,6 @@ __all__ = [
     "ToolCallStreamParser",
     "ToolChoice",
     "check_schema",
-    "content_text",
     "format_tool_call",
     "format_tool_result",
     "messages_to_turns",

@@ -32,24 +32,13 @@ class ContentDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """One ``delta.tool_calls[]`` entry: the first of a call has id and name, the rest only
-    argument fragments; the SDK concatenates fragments by ``index``."""
+    """Part of one call: the first of a call has its id and name, the rest only argument
+    fragments, joined by ``index`` (as OpenAI's ``delta.tool_calls`` are)."""
 
     index: int
     arguments: str
     id: str | None = None
     name: str | None = None
-
-    def to_openai(self) -> dict[str, Any]:
-        """The entry as it goes into a ``chat.completion.chunk``."""
-        entry: dict[str, Any] = {"index": self.index}
-        function: dict[str, Any] = {"arguments": self.arguments}
-        if self.id is not None:
-            entry.update(id=self.id, type="function")
-        if self.name is not None:
-            function["name"] = self.name
-        entry["function"] = function
-        return entry
 
 
 StreamDelta = ContentDelta | ToolCallDelta

@@ -55,14 +55,6 @@ class ToolCall:
     name: str
     arguments: str
 
-    def to_openai(self) -> dict[str, Any]:
-        """The ``message.tool_calls[i]`` object of a chat completion."""
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
 
 def new_tool_call_id() -> str:
     """A fresh id in OpenAI's shape: ``call_`` and 24 letters or digits."""

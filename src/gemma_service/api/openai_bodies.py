@@ -1,18 +1,14 @@
-"""OpenAI-shaped response bodies and stream chunks, built from engine results."""
+"""OpenAI-shaped response bodies (chat and text completions), built from a run's result."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
-from gemma_service.chat.service import Completion
+from gemma_service.chat.context import AssembledChat
+from gemma_service.chat.events import ChoiceResult, RunInfo, RunResult
+from gemma_service.chat.structured import ToolCall
 from gemma_service.engine.protocol import TokenLogprob, Usage
-from gemma_service.errors import (
-    EngineDeadError,
-    RequestTimeoutError,
-    ServiceError,
-)
 
 
 def new_id(prefix: str) -> str:
@@ -63,56 +59,84 @@ def completion_logprobs(lps: list[TokenLogprob], start_offset: int = 0) -> dict[
     }
 
 
-def error_for_finish(c: Completion) -> ServiceError | None:
-    """A choice that ended in a timeout or an engine failure becomes an error response."""
-    if c.finish_reason == "timeout":
-        return RequestTimeoutError(c.error or "the request ran past its deadline")
-    if c.finish_reason == "error":
-        return EngineDeadError(c.error or "generation failed")
-    return None
-
-
 def openai_finish_reason(reason: str) -> str:
     return reason if reason in ("stop", "length", "tool_calls") else "stop"
 
 
-def chat_completion_body(
-    model: str, completions: list[Completion], *, logprobs: bool
-) -> dict[str, Any]:
+def tool_call_body(call: ToolCall) -> dict[str, Any]:
+    """``message.tool_calls[i]`` of a chat completion."""
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def message_body(choice: ChoiceResult) -> dict[str, Any]:
+    """``choices[i].message`` of a chat completion."""
+    message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+    if choice.reasoning is not None:
+        message["reasoning_content"] = choice.reasoning
+    if choice.tool_calls:
+        message["tool_calls"] = [tool_call_body(call) for call in choice.tool_calls]
+    return message
+
+
+def chat_completion_body(info: RunInfo, result: RunResult, *, logprobs: bool) -> dict[str, Any]:
     return {
         "id": new_id("chatcmpl"),
         "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
+        "created": info.created,
+        "model": info.model,
         "choices": [
             {
-                "index": i,
-                "message": {"role": "assistant", "content": c.text},
+                "index": c.index,
+                "message": message_body(c),
                 "logprobs": chat_logprobs(c.logprobs) if logprobs else None,
                 "finish_reason": openai_finish_reason(c.finish_reason),
             }
-            for i, c in enumerate(completions)
+            for c in result.choices
         ],
-        "usage": usage_body([c.usage for c in completions]),
+        "usage": usage_body(result.usages),
     }
 
 
 def text_completion_body(
-    model: str, completions: list[Completion], *, logprobs: bool, prefix: str = ""
+    info: RunInfo, result: RunResult, *, logprobs: bool, echo: bool = False
 ) -> dict[str, Any]:
+    prefix = info.prompt_text if echo else ""
     return {
         "id": new_id("cmpl"),
         "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
+        "created": info.created,
+        "model": info.model,
         "choices": [
             {
-                "index": i,
-                "text": prefix + c.text,
+                "index": c.index,
+                "text": prefix + (c.content or ""),
                 "logprobs": completion_logprobs(c.logprobs, len(prefix)) if logprobs else None,
                 "finish_reason": openai_finish_reason(c.finish_reason),
             }
-            for i, c in enumerate(completions)
+            for c in result.choices
         ],
-        "usage": usage_body([c.usage for c in completions]),
+        "usage": usage_body(result.usages),
     }
+
+
+def extension_fields(context: AssembledChat | None, *, memory_used: bool) -> dict[str, Any]:
+    """gemma-service's additions to a chat completion, present only when the request used
+    them: sources (``use_rag`` or ``context``), the conversation, warnings."""
+    fields: dict[str, Any] = {}
+    if context is None:
+        return fields
+    if memory_used:
+        fields.update(
+            sources=context.sources,
+            rag_context_used=context.rag_context_used,
+            retrieval_time=round(context.retrieval_time_s, 4),
+        )
+    if context.conversation_id:
+        fields.update(conversation_id=context.conversation_id, history=context.history)
+    if context.warnings:
+        fields["warning"] = "; ".join(context.warnings)
+    return fields

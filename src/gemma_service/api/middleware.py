@@ -1,4 +1,5 @@
-"""Wires auth, limits, CORS, the drain gate, request logs and /metrics into the app."""
+"""The app's middleware stack, in one place: request logs, CORS, the drain gate, auth and rate
+limits, request-size limits (outermost first), and /metrics."""
 
 from __future__ import annotations
 
@@ -9,11 +10,7 @@ from gemma_service.api.drain import DrainMiddleware, RequestDrain
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.metrics import router as metrics_router
 from gemma_service.api.request_log import RequestLogMiddleware
-from gemma_service.api.security.authenticator import (
-    Authenticator,
-    SecurityConfigError,
-    open_bind_problem,
-)
+from gemma_service.api.security.authenticator import Authenticator
 from gemma_service.api.security.middleware import AuthMiddleware, RequestLimitsMiddleware
 from gemma_service.api.security.rate_limit import RateLimiter
 from gemma_service.api.security.request_limits import RequestLimits
@@ -22,20 +19,11 @@ from gemma_service.config import ServiceSettings
 CORS_HEADERS = ["Authorization", "Content-Type", "X-Api-Key", "X-Request-Id"]
 
 
-def startup_problem(settings: ServiceSettings) -> str | None:
-    """Why the server must not start with these settings (checked before the model loads)."""
-    try:
-        authenticator = Authenticator.from_settings(settings)
-    except SecurityConfigError as exc:
-        return str(exc)
-    return open_bind_problem(settings, authenticator)
-
-
 def cors_origins(settings: ServiceSettings) -> list[str]:
     return [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
 
 
-def install_security(
+def install_middleware(
     app: FastAPI, settings: ServiceSettings, *, metrics: ServiceMetrics, limiter: RateLimiter
 ) -> None:
     """Every route but the probes needs credentials; every request is limited, logged, counted.

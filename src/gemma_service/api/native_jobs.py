@@ -1,0 +1,50 @@
+"""Native API request bodies (/chat, /chat/stream, /generate) → ``ChatJob``."""
+
+from __future__ import annotations
+
+from gemma_service.api.native_protocol import GenerateRequest, NativeChatRequest
+from gemma_service.api.openai_jobs import output_format
+from gemma_service.api.sampling import resolve_max_tokens
+from gemma_service.chat.job import Caller, ChatJob, MemoryOptions
+from gemma_service.chat.messages import ChatMessage
+from gemma_service.config import ServiceSettings
+from gemma_service.engine.protocol import SamplingParams
+
+
+def native_chat_job(body: NativeChatRequest, settings: ServiceSettings, caller: Caller) -> ChatJob:
+    """A /chat or /chat/stream request as a job (with the seed-000 memory fields)."""
+    max_tokens = resolve_max_tokens(body.max_tokens, settings, "max_tokens")
+    return ChatJob(
+        messages=[ChatMessage.of(m.role, m.content) for m in body.messages],
+        sampling=_sampling(body, max_tokens, []),
+        memory=MemoryOptions(
+            use_rag=body.use_rag,
+            rag_top_k=body.rag_top_k,
+            context_documents=list(body.context),
+            conversation_id=body.conversation_id,
+        ),
+        caller=caller,
+    )
+
+
+def generate_job(body: GenerateRequest, settings: ServiceSettings, caller: Caller) -> ChatJob:
+    """A /generate request (raw prompt, no chat format) as a job."""
+    max_tokens = resolve_max_tokens(body.max_tokens, settings, "max_tokens")
+    return ChatJob(
+        prompt=body.prompt,
+        sampling=_sampling(body, max_tokens, list(body.stop or [])),
+        output=output_format(body.response_format),
+        caller=caller,
+    )
+
+
+def _sampling(
+    body: NativeChatRequest | GenerateRequest, max_tokens: int, stop: list[str]
+) -> SamplingParams:
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        seed=body.seed,
+        stop=stop,
+    )

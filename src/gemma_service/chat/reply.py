@@ -1,0 +1,64 @@
+"""Reading one choice's engine output as it streams: answer text, tool calls, its end.
+
+A ``ReplyReader`` per choice turns the engine's token events into run events. Without tools
+the text passes through; with tools a ``ToolCallStreamParser`` splits it, holding back what
+might begin a call, so markup never leaks into the answer. (A thinking channel is read here
+too, into ``ReasoningDelta``, for the models that have one.)
+"""
+
+from __future__ import annotations
+
+from gemma_service.chat.events import ChoiceEnd, RunEvent, TextDelta, ToolCallDelta
+from gemma_service.chat.structured import ContentDelta, StreamDelta
+from gemma_service.chat.structured_chat import StructuredChat
+from gemma_service.engine.protocol import FinishReason, TokenEvent, TokenLogprob, Usage
+
+
+class ReplyReader:
+    """Turns one choice's ``TokenEvent`` stream into ``RunEvent``s."""
+
+    def __init__(self, choice: int, plan: StructuredChat | None = None) -> None:
+        self.choice = choice
+        self._plan = plan if plan is not None and plan.reads_tool_calls else None
+        self._parser = self._plan.stream_parser() if self._plan is not None else None
+
+    def feed(self, event: TokenEvent) -> list[RunEvent]:
+        """The run events one engine event makes (none while text is held back)."""
+        out: list[RunEvent] = []
+        if event.finish_reason in ("error", "timeout"):
+            # The request failed: what was held back is not an answer.
+            assert event.usage is not None
+            return [ChoiceEnd(self.choice, event.finish_reason, event.usage, event.error)]
+        if self._parser is None:
+            if event.text or event.logprobs:
+                out.append(TextDelta(self.choice, event.text, event.logprobs))
+        else:
+            deltas = self._parser.feed(event.text)
+            if event.finish_reason is not None and self._plan is not None:
+                deltas += self._plan.finish_stream(self._parser)
+            out += self._from_parser(deltas, event.logprobs)
+        if event.finish_reason is not None:
+            out.append(self._end(event.finish_reason, event.usage))
+        return out
+
+    def _from_parser(
+        self, deltas: list[StreamDelta], logprobs: list[TokenLogprob] | None
+    ) -> list[RunEvent]:
+        out: list[RunEvent] = []
+        for delta in deltas:
+            if isinstance(delta, ContentDelta):
+                # The tokens' logprobs travel with the first text they produced.
+                out.append(TextDelta(self.choice, delta.text, logprobs if not out else None))
+            else:
+                out.append(
+                    ToolCallDelta(self.choice, delta.index, delta.arguments, delta.id, delta.name)
+                )
+        if logprobs and not any(isinstance(e, TextDelta) and e.logprobs for e in out):
+            out.insert(0, TextDelta(self.choice, "", logprobs))
+        return out
+
+    def _end(self, reason: FinishReason, usage: Usage | None) -> ChoiceEnd:
+        assert usage is not None
+        if self._parser is not None and self._parser.calls:
+            return ChoiceEnd(self.choice, "tool_calls", usage)
+        return ChoiceEnd(self.choice, reason, usage)
