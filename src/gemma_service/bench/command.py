@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gemma_service.bench.corpus import DEFAULT_CHARS_PER_TOKEN, calibrate, model_token_counter
+from gemma_service.bench.corpus import DEFAULT_CHARS_PER_TOKEN, calibrate
 from gemma_service.bench.load import LoadConfig
 from gemma_service.bench.peer_builds import (
     PeerBuildError,
@@ -37,6 +37,7 @@ from gemma_service.bench.peers import (
 from gemma_service.bench.report import full_report, plot_throughput
 from gemma_service.bench.results import BenchRun, ServerRun, read_json, write_json
 from gemma_service.bench.runner import BenchPlan, bench_servers, measure_endpoint, print_progress
+from gemma_service.llama.vocabulary import token_counter
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +195,7 @@ def _plan(args: argparse.Namespace, model: Path | None) -> BenchPlan:
     chars_per_token = DEFAULT_CHARS_PER_TOKEN
     if model is not None and any(args.prompt_tokens):
         # The model's own tokenizer sizes the real-text prompts.
-        chars_per_token = calibrate(model_token_counter(model))
+        chars_per_token = calibrate(token_counter(model))
     load = LoadConfig(
         base_url=args.url or "http://127.0.0.1",
         api=args.api,

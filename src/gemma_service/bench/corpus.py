@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 
 # Gemma 3's tokenizer on this text, measured with the packaged model (``calibrate``): 1 token per
 # about 3.6 characters. Used when no tokenizer is at hand (benchmarking a remote --url).
@@ -30,27 +29,6 @@ def calibrate(count_tokens: Callable[[str], int], sample_chars: int = 60_000) ->
     """Characters per token of this corpus under a model's tokenizer."""
     sample = corpus_text()[:sample_chars]
     return len(sample) / max(1, count_tokens(sample))
-
-
-def model_token_counter(model_path: Path) -> Callable[[str], int]:
-    """Counts tokens with ``model_path``'s own vocabulary (loaded vocab-only: no weights)."""
-    import llama_cpp as lc
-
-    from gemma_service.engine.llama_runtime import ensure_started, model_params
-
-    ensure_started()
-    model = lc.llama_model_load_from_file(
-        str(model_path).encode(), model_params(0, vocab_only=True)
-    )
-    if not model:
-        raise ValueError(f"llama.cpp could not read the vocabulary of {model_path}")
-    vocab = lc.llama_model_get_vocab(model)
-
-    def count(text: str) -> int:
-        data = text.encode()
-        return -int(lc.llama_tokenize(vocab, data, len(data), None, 0, False, False))
-
-    return count
 
 
 def document_prompt(index: int, tokens: int, chars_per_token: float) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from gemma_service.engine.kernel_check import KernelCheck, KernelState, default_kernel_cache_dir
+from gemma_service.llama.kernel_check import KernelCheck, KernelState, default_kernel_cache_dir
 
 Progress = Callable[[str], None]
 PINNED_FALLBACK = "0.3.36"
@@ -30,7 +30,7 @@ def default_bench_dir() -> Path:
 
 def peer_kernel_state(model: Path) -> KernelState:
     """Our kernel self-check's decision for ``model`` (cached, else probed): the peers follow it."""
-    from gemma_service.engine.llama_runtime import build_id, cpu_variants
+    from gemma_service.llama.runtime import build_id, cpu_variants
 
     check = KernelCheck(default_kernel_cache_dir())
     return check.decide(model, [v.name for v in cpu_variants()], build_id())
@@ -104,7 +104,7 @@ def _vendored_llama_cpp(bench_dir: Path, progress: Progress) -> Path:
 
 def portable_wheel() -> Path:
     """The cached llama-cpp-python wheel this environment was installed from (same build key)."""
-    from gemma_service.engine.llama_runtime import build_id
+    from gemma_service.llama.runtime import build_id
 
     key = build_id()
     base = os.environ.get("GEMMA_CACHE_DIR") or os.path.join(

@@ -1,4 +1,4 @@
-"""The llama.cpp backend (with ``llama_runtime``, the only modules that import ``llama_cpp``).
+"""The llama.cpp backend: with ``gemma_service.llama``, the only code that imports ``llama_cpp``.
 
 It owns the model, one context with a unified KV cache shared by all sequences (so a prefix is
 copied between sequences by reference, not recomputed), one reusable ``llama_batch`` and the
@@ -23,12 +23,12 @@ import llama_cpp as lc
 import numpy as np
 
 from gemma_service.engine.backend import KvCacheFullError, SampledToken
-from gemma_service.engine.kernel_check import RepackMode, default_kernel_cache_dir, start_checked
-from gemma_service.engine.llama_runtime import model_params
 from gemma_service.engine.logprobs import token_logprobs
 from gemma_service.engine.protocol import ModelInfo, SamplingParams
 from gemma_service.engine.scheduler import StepPlan
 from gemma_service.errors import InvalidRequestError, ModelFileError
+from gemma_service.llama.kernel_check import RepackMode, default_kernel_cache_dir, start_checked
+from gemma_service.llama.runtime import model_params
 from gemma_service.model_files import check_model_file
 
 log = logging.getLogger(__name__)

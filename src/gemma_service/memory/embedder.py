@@ -100,8 +100,8 @@ class LlamaEmbedder:
             raise MemoryConfigError(f"GEMMA_EMBEDDING_MODEL_PATH: no such file: {model_path}")
         from llama_cpp import Llama
 
-        from gemma_service.engine.kernel_check import default_kernel_cache_dir, start_checked
-        from gemma_service.engine.llama_runtime import repack_decision_for_high_level_api
+        from gemma_service.llama.kernel_check import default_kernel_cache_dir, start_checked
+        from gemma_service.llama.runtime import repack_decision_for_high_level_api
 
         # The same kernel self-check as the served model's (the first model decides).
         start_checked(model_path, default_kernel_cache_dir())

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_the_probe_decodes_the_real_model(model_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gemma_service.engine.kernel_probe", "--model", str(model_path)],
+        [sys.executable, "-m", "gemma_service.llama.kernel_probe", "--model", str(model_path)],
         capture_output=True,
         text=True,
         timeout=300,

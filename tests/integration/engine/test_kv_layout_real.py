@@ -57,7 +57,7 @@ async def run(engine: Engine, req: GenerationRequest) -> tuple[list[int], Usage,
     tokens: list[int] = []
     usage: Usage | None = None
     reason = ""
-    async for ev in engine.generate(req):
+    async for ev in await engine.submit(req):
         tokens += ev.token_ids
         usage = ev.usage or usage
         reason = ev.finish_reason or reason

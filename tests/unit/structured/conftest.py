@@ -30,9 +30,9 @@ _quiet_log = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void
 
 def _started_params(path: Path, *, vocab_only: bool = False) -> Any:
     """Model params after starting llama.cpp with CPU kernels proven on this host (our portable
-    build loads its CPU backend itself; see engine/kernel_check.py)."""
-    from gemma_service.engine.kernel_check import default_kernel_cache_dir, start_checked
-    from gemma_service.engine.llama_runtime import model_params
+    build loads its CPU backend itself; see llama/kernel_check.py)."""
+    from gemma_service.llama.kernel_check import default_kernel_cache_dir, start_checked
+    from gemma_service.llama.runtime import model_params
 
     start_checked(path, default_kernel_cache_dir())
     return model_params(0, vocab_only=vocab_only)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from gemma_service import __version__
 from gemma_service.api.state import ServiceState, StateDep
-from gemma_service.engine import kernel_check
+from gemma_service.llama import kernel_check
 
 router = APIRouter(tags=["health"])
 

@@ -1,6 +1,6 @@
 """The kernel self-check's child: load a model with the given CPU kernels and decode a few tokens.
 
-Run by ``kernel_check.py`` as ``python -m gemma_service.engine.kernel_probe --model PATH
+Run by ``kernel_check.py`` as ``python -m gemma_service.llama.kernel_probe --model PATH
 [--variant NAME] --repack on|off``. Exit status 0: the kernels ran. Death by a signal (SIGILL on a
 host that advertises instructions it traps on): they did not. Any other status: the model could not
 be loaded for another reason, which the server reports itself when it loads the model.
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import llama_cpp as lc
 
-    from gemma_service.engine import llama_runtime
+    from gemma_service.llama import runtime as llama_runtime
 
     llama_runtime.ensure_started(args.variant, repack=repack)
     model = lc.llama_model_load_from_file(args.model.encode(), llama_runtime.model_params(0))

@@ -107,7 +107,7 @@ def candidates(variants: list[str], repack: RepackMode, variant: str | None) -> 
 
 
 def probe_command(model_path: Path, candidate: Candidate) -> list[str]:
-    argv = [sys.executable, "-m", "gemma_service.engine.kernel_probe", "--model", str(model_path)]
+    argv = [sys.executable, "-m", "gemma_service.llama.kernel_probe", "--model", str(model_path)]
     argv += ["--repack", "on" if candidate.repack else "off"]
     if candidate.variant:
         argv += ["--variant", candidate.variant]
@@ -197,7 +197,7 @@ def start_checked(
 ) -> KernelState:
     """Start llama.cpp in this process with kernels proven to run ``model_path`` here (once)."""
     global _current
-    from gemma_service.engine import llama_runtime  # imports llama.cpp
+    from gemma_service.llama import runtime as llama_runtime  # imports llama.cpp
 
     state = llama_runtime.started()
     if state is not None and _current is not None:

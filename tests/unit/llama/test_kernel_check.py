@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gemma_service.engine import kernel_check
-from gemma_service.engine.kernel_check import (
+from gemma_service.llama import kernel_check
+from gemma_service.llama.kernel_check import (
     Candidate,
     KernelCheck,
     ProbeResult,
