@@ -11,6 +11,7 @@ It also times the same steps with no logits requested, which skips the output pr
 (262,144 x 640 for Gemma 3 270M), to show how much of a step that one matrix product takes.
 
     .venv/bin/python bench/decode_ceiling.py [--concurrency 1,4,8,16] [--rounds 3] [--threads 2]
+        [--prompt-tokens 64,512,2048] [--kv-layout per-sequence|unified|both]
 
 Numbers are only meaningful on a quiet machine (see bench/README.md).
 """
@@ -87,8 +88,9 @@ def prefill(
 
 def one_round(
     backend: LlamaBackend, n: int, steps: int, prompt_tokens: int = 0
-) -> tuple[float, float]:
-    """(seconds for the prefill steps, seconds for ``steps`` decode steps) with ``n`` sequences."""
+) -> tuple[float, float, int]:
+    """(seconds for the prefill steps, seconds for ``steps`` decode steps, prompt tokens) with
+    ``n`` sequences."""
     ids = [f"r{i}" for i in range(n)]
     prompts = prompts_for(backend, n, prompt_tokens)
     for rid in ids:
@@ -108,7 +110,7 @@ def one_round(
             )
             sampled = backend.execute(plan, {})
             tokens = {rid: sampled[rid].token if rid in sampled else 1 for rid in ids}
-        return prefill_s, time.perf_counter() - started
+        return prefill_s, time.perf_counter() - started, sum(len(p) for p in prompts)
     finally:
         for rid in ids:
             backend.remove_sampler(rid)
@@ -117,47 +119,62 @@ def one_round(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", default="1,4,8,16")
+    parser.add_argument(
+        "--prompt-tokens", default="0", help="prompt lengths, e.g. 64,512,2048 (0: short prompts)"
+    )
+    parser.add_argument(
+        "--kv-layout", default="per-sequence", help="per-sequence, unified, or both (compared)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=128, help="decode steps (tokens/request)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=16)
+    parser.add_argument("--output-projection", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    lengths = [int(n) for n in args.prompt_tokens.split(",")]
+    layouts = ["per-sequence", "unified"] if args.kv_layout == "both" else [args.kv_layout]
     model = prepare_default_model(ServiceSettings().model_cache_dir, progress=False)
-    # The bench's server settings: 16 slots (+4 prefix-cache slots), 32k context, 2 threads.
-    config = LlamaConfig(model, "gemma", 32768, 512, args.parallel + 4, args.threads, 0)
-    backends = {
-        "decode + sampling": LlamaBackend(config),
-        "no output projection": NoLogitsBackend(config),
-    }
-    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    # Each sequence gets a window for the longest prompt plus the decode steps.
+    window = max(4096, max(lengths) + args.steps + 256)
+    backends: dict[str, LlamaBackend] = {}
+    for layout in layouts:
+        unified = layout == "unified"
+        config = LlamaConfig(
+            model, "gemma", window * args.parallel, 512, args.parallel, args.threads, 0,
+            kv_unified=unified,
+        )  # fmt: skip
+        backends[f"{layout}, decode + sampling"] = LlamaBackend(config)
+        if args.output_projection:
+            backends[f"{layout}, no output projection"] = NoLogitsBackend(config)
+    results: dict[tuple[str, int, int], list[tuple[float, float, int]]] = {}
     try:
         for r in range(args.rounds):
-            for n in levels:
-                for name, backend in backends.items():
-                    results.setdefault((name, n), []).append(one_round(backend, n, args.steps))
+            for length in lengths:
+                for n in levels:
+                    for name, backend in backends.items():
+                        timing = one_round(backend, n, args.steps, length)
+                        results.setdefault((name, length, n), []).append(timing)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
         for backend in backends.values():
             backend.close()
     print(f"\n{args.threads} threads, {args.steps} decode steps per round, best of {args.rounds}")
     print(
-        "| sequences | step, decode + sampling (best / median) | step, no output projection "
-        "| output projection share | ceiling tok/s (decode only) "
-        "| ceiling tok/s (with prefill) |"
+        "| backend | prompt tokens | sequences | decode step (best / median) "
+        "| ceiling tok/s (decode only) | prefill tok/s | ceiling tok/s (with prefill) |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for n in levels:
-        full = results[("decode + sampling", n)]
-        body = results[("no output projection", n)]
-        step_best = min(d for _, d in full) / args.steps
-        step_median = statistics.median(d for _, d in full) / args.steps
-        body_best = min(d for _, d in body) / args.steps
-        best_round = min(full, key=lambda pd: pd[0] + pd[1])
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (name, length, n), timings in results.items():
+        step_best = min(d for _, d, _ in timings) / args.steps
+        step_median = statistics.median(d for _, d, _ in timings) / args.steps
+        best_round = min(timings, key=lambda pdt: pdt[0] + pdt[1])
+        prompt = length or "short"
+        prefill_tokens = timings[0][2]
         print(
-            f"| {n} | {step_best * 1000:.1f} / {step_median * 1000:.1f} ms "
-            f"| {body_best * 1000:.1f} ms | {1 - body_best / step_best:.0%} "
-            f"| {n / step_best:.1f} | {n * args.steps / sum(best_round):.1f} |"
+            f"| {name} | {prompt} | {n} | {step_best * 1000:.1f} / {step_median * 1000:.1f} ms "
+            f"| {n / step_best:.1f} | {prefill_tokens / min(p for p, _, _ in timings):.0f} "
+            f"| {n * args.steps / (best_round[0] + best_round[1]):.1f} |"
         )
 
 
