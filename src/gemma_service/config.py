@@ -118,6 +118,15 @@ class ServiceSettings(BaseSettings):
         "llama.cpp CPU kernel variant to load (e.g. haswell; default: the best this CPU runs)",
         flag="--cpu-variant",
     )
+    cohort_window_s: float = setting(
+        0.0,
+        "GEMMA_COHORT_WINDOW_S",
+        "requests arriving within this many seconds of each other start answering together "
+        "(higher decode throughput across a burst, later first tokens for its early requests); "
+        "0: each answers as soon as its prompt is in",
+        flag="--cohort-window",
+        ge=0.0,
+    )
     kv_layout: Literal["per-sequence", "unified"] = setting(
         "per-sequence",
         "GEMMA_KV_LAYOUT",

@@ -39,6 +39,7 @@ class EngineConfig:
     max_queue: int
     # One KV stream per sequence: the slots double as the prefix cache (Scheduler).
     shared_slots: bool = False
+    cohort_window_s: float = 0.0
 
 
 class Engine:
@@ -66,6 +67,7 @@ class Engine:
             parallel=config.parallel,
             cache_slots=config.cache_slots,
             shared_slots=config.shared_slots,
+            cohort_window_s=config.cohort_window_s,
         )
         self._core = EngineLoop(backend, scheduler, asyncio.get_running_loop())
         self._thread = threading.Thread(target=self._core.run, name="engine-loop", daemon=True)

@@ -40,6 +40,8 @@ class EngineSettings(Protocol):
     @property
     def kv_layout(self) -> Literal["per-sequence", "unified"]: ...
     @property
+    def cohort_window_s(self) -> float: ...
+    @property
     def cpu_repack(self) -> Literal["auto", "on", "off"]: ...
     @property
     def cpu_variant(self) -> str | None: ...
@@ -52,6 +54,7 @@ def engine_config(settings: EngineSettings) -> EngineConfig:
         cache_slots=settings.prefix_cache_slots,
         max_queue=settings.max_queue,
         shared_slots=settings.kv_layout == "per-sequence",
+        cohort_window_s=settings.cohort_window_s,
     )
 
 

@@ -8,8 +8,10 @@ streams keep flowing while long prompts prefill in chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -40,6 +42,7 @@ class Sequence:
     n_computed: int = 0
     cached_tokens: int = 0
     status: SeqStatus = SeqStatus.WAITING
+    arrived_at: float = 0.0  # the scheduler's clock when it was added
 
     @property
     def tokens(self) -> list[int]:
@@ -104,9 +107,19 @@ class Scheduler:
     """
 
     def __init__(
-        self, *, batch_size: int, parallel: int, cache_slots: int, shared_slots: bool = False
+        self,
+        *,
+        batch_size: int,
+        parallel: int,
+        cache_slots: int,
+        shared_slots: bool = False,
+        cohort_window_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.batch_size = batch_size
+        # >0: requests arriving within this many seconds start answering together (cohorts.py).
+        self.cohort_window_s = cohort_window_s
+        self._clock = clock
         self.parallel = parallel
         self.n_slots = self.slot_count(parallel, cache_slots, shared_slots=shared_slots)
         self.prefix_cache = PrefixCache(min(cache_slots, self.n_slots))
@@ -125,6 +138,7 @@ class Scheduler:
     # --- intake ---------------------------------------------------------------------------
     def add(self, seq: Sequence) -> None:
         seq.arrival = next(self._arrivals)
+        seq.arrived_at = self._clock()
         seq.status = SeqStatus.WAITING
         self._waiting.append(seq)
         self._by_id[seq.request_id] = seq
@@ -167,7 +181,46 @@ class Scheduler:
             if seq.prefilling:
                 budget -= self._add_prefill_chunk(plan, seq, budget)
         budget = self._admit(plan, budget)
+        if self.cohort_window_s > 0:
+            self._hold_cohort_first_tokens(plan)
         return plan
+
+    def _hold_cohort_first_tokens(self, plan: StepPlan) -> None:
+        """Requests that arrive together start answering together (``cohort_window_s``).
+
+        With chunked prefill a burst is prefilled chunk after chunk and each request answers as
+        soon as its own prompt is in: best for time to first token. A client that measures
+        decode throughput across the burst (llama-benchy's tg: tokens after the first over the
+        span from the first first token to the last token) then counts the burst's prefill as
+        decode time. Here a prompt's final token (whose logits give the first answer token)
+        waits while a running request that arrived within the window still has prompt left
+        after this step, so the cohort's first tokens come out in one step, as llama-server's
+        large batches make them. Decoding streams are never held.
+        """
+        ends = {c.request_id: c.start_pos + len(c.tokens) for c in plan.chunks}
+        unfinished = [
+            s for s in self._running if s.prefilling and ends.get(s.request_id, 0) < len(s.prompt)
+        ]
+        kept = []
+        for chunk in plan.chunks:
+            seq = self._by_id.get(chunk.request_id)
+            if (
+                seq is not None
+                and seq.prefilling
+                and chunk.sample
+                and self._in_cohort(seq, unfinished)
+            ):
+                if len(chunk.tokens) > 1:
+                    kept.append(dataclasses.replace(chunk, tokens=chunk.tokens[:-1], sample=False))
+                continue  # only the final token was left: it waits for the cohort
+            kept.append(chunk)
+        plan.chunks = kept
+
+    def _in_cohort(self, seq: Sequence, unfinished: list[Sequence]) -> bool:
+        window = self.cohort_window_s
+        return any(
+            o is not seq and abs(o.arrived_at - seq.arrived_at) <= window for o in unfinished
+        )
 
     def _admit(self, plan: StepPlan, budget: int) -> int:
         for seq in sorted(self._waiting, key=_order):

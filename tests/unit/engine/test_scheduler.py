@@ -194,3 +194,74 @@ def test_shared_slots_evict_the_least_recently_used_idle_prefix_for_a_new_prompt
     [c] = plan.chunks
     assert c.start_pos == 0 and plan.clear_slots == [c.slot]
     assert len(s.prefix_cache) == 1  # b's prefix is still cached in the other slot
+
+
+# --- cohorts: requests arriving together start answering together (cohort_window_s) --------
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def first_token_steps(s: Scheduler, ids: list[str], steps: int = 20) -> dict[str, int]:
+    """The step at which each request got its first sampled token."""
+    seen: dict[str, int] = {}
+    for i in range(steps):
+        plan = step(s)
+        for c in plan.chunks:
+            if c.sample and c.request_id in ids:
+                seen.setdefault(c.request_id, i)
+    return seen
+
+
+def test_without_a_window_each_request_answers_as_soon_as_its_prompt_is_in() -> None:
+    s = Scheduler(batch_size=64, parallel=4, cache_slots=0, shared_slots=True)
+    for rid, base in (("a", 0), ("b", 1000), ("c", 2000)):
+        s.add(seq(rid, 60, base=base))
+    assert first_token_steps(s, ["a", "b", "c"]) == {"a": 0, "b": 1, "c": 2}
+
+
+def test_a_burst_within_the_window_answers_in_one_step_and_running_streams_keep_flowing() -> None:
+    clock = FakeClock()
+    s = Scheduler(
+        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
+        clock=clock,
+    )  # fmt: skip
+    s.add(seq("early", 10, base=5000))
+    step(s)  # "early" is decoding before the burst
+    clock.now = 10.0
+    for rid, base in (("a", 0), ("b", 1000), ("c", 2000)):
+        s.add(seq(rid, 60, base=base))
+    decoded_each_step = []
+    seen: dict[str, int] = {}
+    for i in range(8):
+        plan = step(s)
+        decoded_each_step.append(any(c.request_id == "early" for c in plan.chunks))
+        for c in plan.chunks:
+            if c.sample and c.request_id in "abc":
+                seen.setdefault(c.request_id, i)
+    assert len(set(seen.values())) == 1 and set(seen) == {"a", "b", "c"}
+    assert all(decoded_each_step)  # the running stream is never held
+
+
+def test_a_request_outside_the_window_or_not_yet_admitted_holds_nobody() -> None:
+    clock = FakeClock()
+    s = Scheduler(
+        batch_size=64, parallel=2, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
+        clock=clock,
+    )  # fmt: skip
+    s.add(seq("a", 60, base=0))
+    s.add(seq("b", 60, base=1000))
+    s.add(seq("c", 60, base=2000))  # same burst, but no slot free: it waits, holding nobody
+    steps = first_token_steps(s, ["a", "b"], steps=4)
+    assert steps["a"] == steps["b"] == 1
+    late = Scheduler(
+        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
+        clock=clock,
+    )  # fmt: skip
+    late.add(seq("x", 60, base=0))
+    clock.now += 5.0
+    late.add(seq("y", 60, base=1000))
+    assert first_token_steps(late, ["x", "y"]) == {"x": 0, "y": 1}
