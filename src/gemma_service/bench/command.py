@@ -118,9 +118,10 @@ def _add_server_arguments(group: argparse._ArgumentGroup) -> None:
         help="gemma-service executable started as 'ours' (default: beside this python)",
     )  # fmt: skip
     group.add_argument(
-        "--also-ours", action="append", default=[], type=_labelled_exe, metavar="LABEL=EXE",
-        help="start another gemma-service executable beside ours, named LABEL (e.g. the same "
-        "code over a llama.cpp built for this CPU only); repeatable",
+        "--also-ours", action="append", default=[], type=_labelled_exe,
+        metavar="LABEL='EXE [FLAGS]'",
+        help="start another gemma-service beside ours, named LABEL: another executable (e.g. "
+        "over a llama.cpp built for this CPU only) and/or extra serve flags; repeatable",
     )  # fmt: skip
     group.add_argument(
         "--llama-server-bin", type=Path,
@@ -162,8 +163,9 @@ def run_bench(args: argparse.Namespace) -> int:
             except PeerBuildError as exc:
                 print_progress(f"{name}: could not be prepared: {exc}")
                 run.servers.append(ServerRun(name=name, command="", error=str(exc)))
-        for label, exe in args.also_ours:
-            specs.append(replace(ours_spec(exe, settings, free_port()), name=label))
+        for label, exe, flags in args.also_ours:
+            spec = ours_spec(exe, settings, free_port())
+            specs.append(replace(spec, name=label, argv=spec.argv + flags))
         bench_servers(specs, run, run_dir, plan, print_progress)
     # A busy machine skews every number; the load at both ends shows whether it was quiet.
     run.machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -284,13 +286,15 @@ def _invocation() -> str:
     return " ".join([prefix, *(shlex.quote(a) for a in sys.argv[1:])])
 
 
-def _labelled_exe(text: str) -> tuple[str, Path]:
-    label, sep, exe = text.partition("=")
-    if not sep or not label or not exe:
-        raise argparse.ArgumentTypeError(f"expected LABEL=EXECUTABLE, got {text!r}")
+def _labelled_exe(text: str) -> tuple[str, Path, list[str]]:
+    """``LABEL=EXE [SERVE FLAGS...]``: a gemma-service executable and extra `serve` flags."""
+    label, sep, command = text.partition("=")
+    words = shlex.split(command)
+    if not sep or not label or not words:
+        raise argparse.ArgumentTypeError(f"expected LABEL=EXECUTABLE [FLAGS], got {text!r}")
     if label in KNOWN_SERVERS:
         raise argparse.ArgumentTypeError(f"{label!r} already names a server")
-    return label, Path(exe)
+    return label, Path(words[0]), words[1:]
 
 
 def _server_list(text: str) -> list[str]:

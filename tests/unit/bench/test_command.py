@@ -64,7 +64,13 @@ def test_prompt_lengths_and_rounds_are_options() -> None:
 
 
 def test_another_build_of_ours_can_run_beside_it() -> None:
-    args = parser().parse_args(["--also-ours", "ours-native=/n/bin/gemma-service"])
-    assert args.also_ours == [("ours-native", Path("/n/bin/gemma-service"))]
+    args = parser().parse_args([
+        "--also-ours", "ours-native=/n/bin/gemma-service",
+        "--also-ours", "ours-cohort=/v/bin/gemma-service --cohort-window 0.5",
+    ])  # fmt: skip
+    assert args.also_ours == [
+        ("ours-native", Path("/n/bin/gemma-service"), []),
+        ("ours-cohort", Path("/v/bin/gemma-service"), ["--cohort-window", "0.5"]),
+    ]
     with pytest.raises(argparse.ArgumentError):
         parser().parse_args(["--also-ours", "ours=/x"])
