@@ -201,6 +201,10 @@ class Scheduler:
         unfinished = [
             s for s in self._running if s.prefilling and ends.get(s.request_id, 0) < len(s.prompt)
         ]
+        # Waiting requests count as far as free sequence slots will take them: one that cannot
+        # be admitted before a running one finishes must hold nobody.
+        room = self.parallel - len(self._running)
+        unfinished += sorted(self._waiting, key=_order)[: max(0, room)]
         kept = []
         for chunk in plan.chunks:
             seq = self._by_id.get(chunk.request_id)

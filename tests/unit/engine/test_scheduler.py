@@ -246,7 +246,19 @@ def test_a_burst_within_the_window_answers_in_one_step_and_running_streams_keep_
     assert all(decoded_each_step)  # the running stream is never held
 
 
-def test_a_request_outside_the_window_or_not_yet_admitted_holds_nobody() -> None:
+def test_a_burst_larger_than_one_step_still_answers_together() -> None:
+    clock = FakeClock()
+    s = Scheduler(
+        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
+        clock=clock,
+    )  # fmt: skip
+    for rid, base in (("a", 0), ("b", 1000), ("c", 2000)):
+        s.add(seq(rid, 60, base=base))  # 180 tokens: three steps' budget, admitted in turn
+    steps = first_token_steps(s, ["a", "b", "c"])
+    assert len(set(steps.values())) == 1 and set(steps) == {"a", "b", "c"}
+
+
+def test_a_request_outside_the_window_or_without_a_free_slot_holds_nobody() -> None:
     clock = FakeClock()
     s = Scheduler(
         batch_size=64, parallel=2, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
