@@ -80,20 +80,31 @@ def mean(values: Sequence[float] | Sequence[int]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def token_times(result: RequestResult) -> list[float]:
+    """When each generated token arrived. A chunk may carry several tokens: with the token
+    count from usage, the times are spread evenly from the first chunk to the last, as
+    llama-benchy does."""
+    chunks, n = list(result.arrivals), result.completion_tokens
+    if not chunks or n <= 1 or n == len(chunks) or not result.tokens_from_usage:
+        return chunks if chunks else []
+    step = (chunks[-1] - chunks[0]) / (n - 1)
+    return [chunks[0] + step * i for i in range(n)]
+
+
 def decode_throughput(results: Sequence[RequestResult]) -> float | None:
-    """Chunks after each stream's first, over the span from the first first-chunk anywhere to
-    the last chunk anywhere (llama-benchy's tg throughput)."""
-    streams = [r.arrivals for r in results if r.ok and len(r.arrivals) > 1]
+    """Tokens after each stream's first, over the span from the first first token anywhere to
+    the last token anywhere (llama-benchy's tg throughput)."""
+    streams = [t for r in results if r.ok and len(t := token_times(r)) > 1]
     if not streams:
         return None
-    span = max(a[-1] for a in streams) - min(a[0] for a in streams)
-    tokens = sum(len(a) - 1 for a in streams)
+    span = max(t[-1] for t in streams) - min(t[0] for t in streams)
+    tokens = sum(len(t) - 1 for t in streams)
     return tokens / span if span > 0 else None
 
 
 def peak_throughput(results: Sequence[RequestResult], window_s: float = 1.0) -> float | None:
-    """The most chunks of all streams together in any ``window_s`` (llama-benchy's peak)."""
-    times = sorted(t for r in results if r.ok for t in r.arrivals)
+    """The most tokens of all streams together in any ``window_s`` (llama-benchy's peak)."""
+    times = sorted(t for r in results if r.ok for t in token_times(r))
     if len(times) < 2:
         return None
     if times[-1] - times[0] < window_s:

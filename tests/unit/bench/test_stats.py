@@ -99,3 +99,13 @@ def test_decode_peak_and_prefill_throughput_are_measured_as_llama_benchy_does() 
 def test_a_level_without_streamed_tokens_has_no_decode_figures() -> None:
     summary = summarize_level(1, [RequestResult(ok=False, total_s=1.0, error="x")], wall_s=1.0)
     assert summary.decode_tokens_per_s is None and summary.peak_tokens_per_s is None
+
+
+def test_a_chunk_of_several_tokens_counts_every_token_as_llama_benchy_does() -> None:
+    # 9 tokens (usage) in 5 chunks from 1.0 to 2.0: spread evenly, 8 after the first in 1 s.
+    two_per_chunk = RequestResult(
+        ok=True, total_s=2.0, completion_tokens=9, ttft_s=1.0, tokens_from_usage=True,
+        sent_at=0.0, arrivals=(1.0, 1.25, 1.5, 1.75, 2.0),
+    )  # fmt: skip
+    summary = summarize_level(1, [two_per_chunk], wall_s=2.0)
+    assert summary.decode_tokens_per_s == pytest.approx(8.0)
