@@ -226,7 +226,8 @@ class EngineLoop:
             self.last_step = time.monotonic()  # idle until now: not a step overdue
         req = state.request
         self._scheduler.add(
-            Sequence(req.request_id, list(req.prompt_tokens), state.max_tokens, req.priority)
+            Sequence(req.request_id, list(req.prompt_tokens), state.max_tokens, req.priority),
+            arrived_at=state.submitted_at,  # the same monotonic clock as the scheduler's
         )
         self._sync_counts()
 

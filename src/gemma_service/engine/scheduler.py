@@ -43,6 +43,7 @@ class Sequence:
     cached_tokens: int = 0
     status: SeqStatus = SeqStatus.WAITING
     arrived_at: float = 0.0  # the scheduler's clock when it was added
+    ready_at: float | None = None  # when only its final prompt token was left (cohorts)
 
     @property
     def tokens(self) -> list[int]:
@@ -136,9 +137,11 @@ class Scheduler:
         return parallel if shared_slots else parallel + cache_slots
 
     # --- intake ---------------------------------------------------------------------------
-    def add(self, seq: Sequence) -> None:
+    def add(self, seq: Sequence, arrived_at: float | None = None) -> None:
+        """Queue ``seq``; ``arrived_at`` (the scheduler's clock) is when the request was made,
+        if before now: the engine thread takes requests in between steps."""
         seq.arrival = next(self._arrivals)
-        seq.arrived_at = self._clock()
+        seq.arrived_at = self._clock() if arrived_at is None else arrived_at
         seq.status = SeqStatus.WAITING
         self._waiting.append(seq)
         self._by_id[seq.request_id] = seq
@@ -193,38 +196,33 @@ class Scheduler:
         decode throughput across the burst (llama-benchy's tg: tokens after the first over the
         span from the first first token to the last token) then counts the burst's prefill as
         decode time. Here a prompt's final token (whose logits give the first answer token)
-        waits while a running request that arrived within the window still has prompt left
-        after this step, so the cohort's first tokens come out in one step, as llama-server's
-        large batches make them. Decoding streams are never held.
+        waits while a request that arrived before that prompt was ready (plus the window)
+        still has prompt to compute, so a burst's first tokens come out in one step, as
+        llama-server's large batches make them. Decoding streams are never held; a request
+        that arrives later does not extend the wait, and a waiting one counts only as far as
+        free slots will admit it.
         """
+        now = self._clock()
         ends = {c.request_id: c.start_pos + len(c.tokens) for c in plan.chunks}
-        unfinished = [
-            s for s in self._running if s.prefilling and ends.get(s.request_id, 0) < len(s.prompt)
-        ]
-        # Waiting requests count as far as free sequence slots will take them: one that cannot
-        # be admitted before a running one finishes must hold nobody.
-        room = self.parallel - len(self._running)
-        unfinished += sorted(self._waiting, key=_order)[: max(0, room)]
+        room = max(0, self.parallel - len(self._running))
+        candidates = [s for s in self._running if s.prefilling]
+        candidates += sorted(self._waiting, key=_order)[:room]
+        # Still computing its prompt after this step (a held final token does not count).
+        busy = [s for s in candidates if len(s.prompt) - ends.get(s.request_id, s.n_computed) > 1]
         kept = []
         for chunk in plan.chunks:
             seq = self._by_id.get(chunk.request_id)
-            if (
-                seq is not None
-                and seq.prefilling
-                and chunk.sample
-                and self._in_cohort(seq, unfinished)
-            ):
-                if len(chunk.tokens) > 1:
-                    kept.append(dataclasses.replace(chunk, tokens=chunk.tokens[:-1], sample=False))
-                continue  # only the final token was left: it waits for the cohort
+            if seq is not None and seq.prefilling and chunk.sample:
+                seq.ready_at = now if seq.ready_at is None else seq.ready_at
+                deadline = seq.ready_at + self.cohort_window_s
+                if any(o is not seq and o.arrived_at <= deadline for o in busy):
+                    if len(chunk.tokens) > 1:
+                        kept.append(
+                            dataclasses.replace(chunk, tokens=chunk.tokens[:-1], sample=False)
+                        )
+                    continue  # only the final token was left: it waits for the cohort
             kept.append(chunk)
         plan.chunks = kept
-
-    def _in_cohort(self, seq: Sequence, unfinished: list[Sequence]) -> bool:
-        window = self.cohort_window_s
-        return any(
-            o is not seq and abs(o.arrived_at - seq.arrived_at) <= window for o in unfinished
-        )
 
     def _admit(self, plan: StepPlan, budget: int) -> int:
         for seq in sorted(self._waiting, key=_order):
@@ -379,3 +377,4 @@ def _fold_output_into_prompt(seq: Sequence) -> None:
     seq.max_tokens -= len(seq.output)
     seq.prompt, seq.output = seq.tokens, []
     seq.n_computed = seq.cached_tokens = 0
+    seq.ready_at = None

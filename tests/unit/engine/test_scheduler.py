@@ -269,11 +269,15 @@ def test_a_request_outside_the_window_or_without_a_free_slot_holds_nobody() -> N
     s.add(seq("c", 60, base=2000))  # same burst, but no slot free: it waits, holding nobody
     steps = first_token_steps(s, ["a", "b"], steps=4)
     assert steps["a"] == steps["b"] == 1
+    # x waits for z (same burst); y arrives long after x was ready and must not prolong it.
+    clock.now = 0.0
     late = Scheduler(
         batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
         clock=clock,
     )  # fmt: skip
-    late.add(seq("x", 60, base=0))
-    clock.now += 5.0
-    late.add(seq("y", 60, base=1000))
-    assert first_token_steps(late, ["x", "y"]) == {"x": 0, "y": 1}
+    late.add(seq("x", 10, base=0))
+    late.add(seq("z", 100, base=1000))
+    step(late)  # x's prompt is in but for its final token, held for z
+    clock.now = 5.0
+    late.add(seq("y", 200, base=2000))
+    assert first_token_steps(late, ["x", "z", "y"])["x"] == 0  # released with z's prompt
