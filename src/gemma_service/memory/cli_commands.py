@@ -100,6 +100,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time search and ingest at growing store sizes (generated memories)."""
+    from gemma_service.cli import settings_from_args
+    from gemma_service.memory.benchmark import format_bench, run_bench
+    from gemma_service.memory.embedder import load_default_embedder
+    from gemma_service.memory.scratch_postgres import NoPostgresError
+
+    try:
+        settings: MemorySettings = settings_from_args(MemorySettings, args)
+        embedder = load_default_embedder(
+            sentence_model=settings.embedding_model, gguf_path=settings.embedding_model_path
+        )
+        if embedder is None:
+            raise MemoryConfigError("the benchmark needs an embedding model")
+        results = [
+            run_bench(
+                embedder,
+                store_kind=kind,
+                sizes=args.items,
+                queries=args.queries,
+                server_url=settings.memory_url if kind == "postgres" else None,
+            )
+            for kind in args.store
+        ]
+    except (MemoryConfigError, NoPostgresError, OSError) as exc:
+        print(f"gemma-service: error: {exc}", file=sys.stderr)
+        return 1
+    print(format_bench(results))
+    return 0
+
+
 def parse_time(text: str, name: str) -> datetime:
     """An ISO 8601 time (UTC when it names no zone); InvalidRequestError otherwise."""
     try:
@@ -165,3 +196,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_settings_arguments(evaluate, MemorySettings)
     evaluate.set_defaults(func=cmd_eval)
+
+    bench = actions.add_parser(
+        "bench", help="time memory search and ingest at 10k and 100k generated items"
+    )
+    bench.add_argument(
+        "--items", type=int, nargs="+", default=[10_000, 100_000], help="store sizes to time at"
+    )
+    bench.add_argument(
+        "--store", nargs="+", choices=("sqlite", "postgres"), default=["sqlite", "postgres"]
+    )
+    bench.add_argument("--queries", type=int, default=200, help="searches timed at each size")
+    add_settings_arguments(bench, MemorySettings)
+    bench.set_defaults(func=cmd_bench)

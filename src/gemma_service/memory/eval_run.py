@@ -67,9 +67,16 @@ def load_into(service: MemoryService, devset: DevSet) -> dict[str, str]:
     """Store the set's memories; returns stored id -> the set's key (every chunk of a long
     memory maps to its key)."""
     key_of: dict[str, str] = {}
+    short = service.settings.memory_chunk_chars
+    whole = [m for m in devset.memories if len(m.item.text) <= short]
+    # Memories that fit one chunk go in one batch (one id each, in order); longer ones alone.
+    ids = service.ingest([m.item for m in whole])
+    key_of.update((stored_id, m.key) for stored_id, m in zip(ids, whole, strict=True))
     for labelled in devset.memories:
-        for stored_id in service.ingest([labelled.item]):
-            key_of[stored_id] = labelled.key
+        if len(labelled.item.text) > short:
+            key_of.update(
+                (stored_id, labelled.key) for stored_id in service.ingest([labelled.item])
+            )
     return key_of
 
 

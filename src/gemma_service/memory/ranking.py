@@ -1,0 +1,209 @@
+"""Scoring retrieved candidates: lexical + vector fusion, soft preferences from the question,
+supersession of older statements, and a diverse top k. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from gemma_service.memory.models import MemoryItem
+from gemma_service.memory.store import FloatVector
+from gemma_service.memory.understanding.emotions import label_matches
+from gemma_service.memory.understanding.query_plan import QueryPlan
+
+
+@dataclass(frozen=True)
+class RankingWeights:
+    """Every knob of the ranking, tuned on the development set (docs/memory.md)."""
+
+    fusion: str = "rrf"  # "rrf": reciprocal rank; "linear": weighted cosine + scaled BM25
+    rrf_k: float = 2.0
+    lexical_weight: float = 1.0
+    vector_weight: float = 1.0
+    speaker_boost: float = 0.0
+    time_boost: float = 0.0
+    emotion_boost: float = 0.0
+    content_free_factor: float = 1.0
+    supersede_factor: float = 1.0  # score kept by a statement a newer similar one supersedes
+    supersede_similarity: float = 0.6
+    supersession: str = "demote"  # "demote": older similar statements lose score; "promote":
+    # the newest also takes the best score among those it supersedes
+    duplicate_similarity: float = 1.01  # above this cosine, a later pick counts as a repeat
+    duplicate_factor: float = 1.0
+    diversity: float = 0.0  # for questions wanting several items: score lost per unit of
+    # cosine similarity to the closest item already chosen (maximal marginal relevance)
+
+
+@dataclass
+class Candidate:
+    """One memory found by some signal, with what each signal said about it."""
+
+    item: MemoryItem
+    vector: FloatVector | None = None
+    cosine: float | None = None
+    lexical_score: float | None = None
+    lexical_rank: int | None = None
+    vector_rank: int | None = None
+    content_free: bool = False
+    score: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def rank_by(values: dict[str, float]) -> dict[str, int]:
+    """1-based ranks, highest value first (ties in insertion order)."""
+    ordered = sorted(values, key=lambda k: -values[k])
+    return {key: rank for rank, key in enumerate(ordered, 1)}
+
+
+def fuse(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
+    """Weighted reciprocal-rank fusion of the lexical and the vector ranking of the
+    candidates, scaled so first in both scores 1."""
+    by_id = {c.item.id: c for c in candidates}
+    lexical = rank_by({i: c.lexical_score for i, c in by_id.items() if c.lexical_score is not None})
+    vector = rank_by({i: c.cosine for i, c in by_id.items() if c.cosine is not None})
+    if weights.fusion == "mixed":
+        k = weights.rrf_k
+        for item_id, candidate in by_id.items():
+            candidate.lexical_rank = lexical.get(item_id)
+            candidate.vector_rank = vector.get(item_id)
+            lexical_part = (k + 1) / (k + candidate.lexical_rank) if candidate.lexical_rank else 0.0
+            candidate.score = weights.vector_weight * max(0.0, candidate.cosine or 0.0) + (
+                weights.lexical_weight * lexical_part
+            )
+        return
+    if weights.fusion == "linear":
+        best_lexical = max((c.lexical_score or 0.0 for c in candidates), default=0.0) or 1.0
+        for item_id, candidate in by_id.items():
+            candidate.lexical_rank = lexical.get(item_id)
+            candidate.vector_rank = vector.get(item_id)
+            candidate.score = weights.vector_weight * max(0.0, candidate.cosine or 0.0) + (
+                weights.lexical_weight * max(0.0, candidate.lexical_score or 0.0) / best_lexical
+            )
+        return
+    k = weights.rrf_k
+    best = (weights.lexical_weight if lexical else 0.0) + (weights.vector_weight if vector else 0.0)
+    for item_id, candidate in by_id.items():
+        candidate.lexical_rank = lexical.get(item_id)
+        candidate.vector_rank = vector.get(item_id)
+        total = 0.0
+        if candidate.lexical_rank is not None:
+            total += weights.lexical_weight * (k + 1) / (k + candidate.lexical_rank)
+        if candidate.vector_rank is not None:
+            total += weights.vector_weight * (k + 1) / (k + candidate.vector_rank)
+        candidate.score = total / best if best else 0.0
+
+
+def apply_preferences(
+    candidates: Sequence[Candidate], plan: QueryPlan, weights: RankingWeights
+) -> None:
+    """Boost what the question asked for (speaker, time, emotion); sink content-free lines."""
+    in_range = plan.time_range is not None and any(
+        plan.time_range.contains(c.item.timestamp) for c in candidates
+    )
+    additive = weights.fusion in ("linear", "mixed")
+    for candidate in candidates:
+        item = candidate.item
+        boosts = []
+        if plan.speakers and item.speaker in plan.speakers:
+            boosts.append(weights.speaker_boost)
+        if in_range and plan.time_range is not None and plan.time_range.contains(item.timestamp):
+            boosts.append(weights.time_boost)
+        if plan.emotions and label_matches(item.emotion, plan.emotions):
+            boosts.append(weights.emotion_boost)
+        if additive:
+            candidate.score += sum(boosts)
+        else:
+            for boost in boosts:
+                candidate.score *= 1.0 + boost
+        if candidate.content_free:
+            candidate.score *= weights.content_free_factor
+
+
+def similarity(a: Candidate, b: Candidate) -> float:
+    if a.vector is None or b.vector is None:
+        return 0.0
+    return float(np.dot(a.vector, b.vector))
+
+
+def supersede(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
+    """For 'now / latest' questions: a statement with a newer, similar statement among the
+    candidates (the same subject, said later) keeps only part of its score."""
+    if weights.supersede_factor >= 1.0:
+        return
+    oldest = datetime.min.replace(tzinfo=UTC)
+    superseded = [
+        older
+        for older in candidates
+        if not older.content_free
+        and any(
+            (newer.item.timestamp or oldest) > (older.item.timestamp or oldest)
+            and not newer.content_free
+            and newer.score >= 0.5 * older.score
+            and similarity(older, newer) >= weights.supersede_similarity
+            for newer in candidates
+        )
+    ]
+    for candidate in superseded:
+        candidate.score *= weights.supersede_factor
+
+
+def promote_newest(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
+    """For 'now / latest' questions: the newest statement on a subject (a chain of similar
+    candidates) takes the best score of the older statements it supersedes, and they keep
+    only part of theirs."""
+    if weights.supersede_factor >= 1.0:
+        return
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(
+        (c for c in candidates if not c.content_free),
+        key=lambda c: c.item.timestamp or oldest,
+        reverse=True,
+    )
+    original = {id(c): c.score for c in ordered}
+    demoted: set[int] = set()
+    for index, newer in enumerate(ordered):
+        if id(newer) in demoted:
+            continue
+        older = [
+            c
+            for c in ordered[index + 1 :]
+            if (c.item.timestamp or oldest) < (newer.item.timestamp or oldest)
+            and similarity(newer, c) >= weights.supersede_similarity
+        ]
+        if not older:
+            continue
+        best = max(original[id(c)] for c in older)
+        newer.score = max(newer.score, best)
+        for candidate in older:
+            if id(candidate) not in demoted:
+                candidate.score *= weights.supersede_factor
+                demoted.add(id(candidate))
+
+
+def select_top(
+    candidates: Sequence[Candidate], top_k: int, weights: RankingWeights, many: bool = False
+) -> list[Candidate]:
+    """The best ``top_k``, taken one at a time: a candidate that nearly repeats one already
+    taken keeps only part of its score, so near-duplicates do not fill the top."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    remaining = sorted(
+        candidates, key=lambda c: (-c.score, -(c.item.timestamp or oldest).timestamp())
+    )
+    chosen: list[Candidate] = []
+    while remaining and len(chosen) < top_k:
+        best_index, best_value = 0, -1.0
+        for index, candidate in enumerate(remaining):
+            value = candidate.score
+            if chosen and (weights.duplicate_factor < 1.0 or (many and weights.diversity)):
+                closest = max(similarity(candidate, c) for c in chosen)
+                if closest >= weights.duplicate_similarity:
+                    value *= weights.duplicate_factor
+                if many:
+                    value -= weights.diversity * max(0.0, closest)
+            if value > best_value:
+                best_index, best_value = index, value
+        chosen.append(remaining.pop(best_index))
+    return chosen
