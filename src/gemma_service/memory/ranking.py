@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from gemma_service.memory.models import MemoryItem
 from gemma_service.memory.store import FloatVector
 from gemma_service.memory.understanding.emotions import label_matches
-from gemma_service.memory.understanding.query_plan import QueryPlan
+from gemma_service.memory.understanding.query_plan import QueryPlan, content_words
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class RankingWeights:
     speaker_boost: float = 0.0
     time_boost: float = 0.0
     emotion_boost: float = 0.0
+    meeting_boost: float = 0.0  # times the share of a memory's meeting name the question names
     content_free_factor: float = 1.0
     supersede_factor: float = 1.0  # score kept by a statement a newer similar one supersedes
     supersede_similarity: float = 0.6
@@ -53,9 +54,14 @@ class Candidate:
 
 
 def rank_by(values: dict[str, float]) -> dict[str, int]:
-    """1-based ranks, highest value first (ties in insertion order)."""
+    """1-based ranks, highest value first; equal values share the better rank."""
     ordered = sorted(values, key=lambda k: -values[k])
-    return {key: rank for rank, key in enumerate(ordered, 1)}
+    ranks: dict[str, int] = {}
+    for position, key in enumerate(ordered, 1):
+        previous = ordered[position - 2] if position > 1 else None
+        tied = previous is not None and values[previous] == values[key]
+        ranks[key] = ranks[previous] if tied and previous is not None else position
+    return ranks
 
 
 def fuse(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
@@ -113,6 +119,8 @@ def apply_preferences(
             boosts.append(weights.time_boost)
         if plan.emotions and label_matches(item.emotion, plan.emotions):
             boosts.append(weights.emotion_boost)
+        if weights.meeting_boost and plan.words:
+            boosts.append(weights.meeting_boost * meeting_overlap(item, plan.words))
         if additive:
             candidate.score += sum(boosts)
         else:
@@ -122,10 +130,24 @@ def apply_preferences(
             candidate.score *= weights.content_free_factor
 
 
+def meeting_overlap(item: MemoryItem, question_words: frozenset[str]) -> float:
+    """The share of the words naming a memory's meeting (source, conversation id, short
+    metadata values) that the question uses: 'at the budget review' names all of 'Budget
+    review', 'the offsite' a third of 'Leadership offsite planning'."""
+    names = [item.source or "", item.conversation_id or ""]
+    names += [v for v in item.metadata.values() if isinstance(v, str) and len(v) <= 80]
+    words = {w for name in names for w in content_words(name) if not w.isdigit()}
+    return len(words & question_words) / len(words) if words else 0.0
+
+
 def similarity(a: Candidate, b: Candidate) -> float:
     if a.vector is None or b.vector is None:
         return 0.0
     return float(np.dot(a.vector, b.vector))
+
+
+# A reply in the same meeting does not supersede a statement; a later meeting can.
+SAME_MEETING = timedelta(hours=6)
 
 
 def supersede(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
@@ -139,7 +161,7 @@ def supersede(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
         for older in candidates
         if not older.content_free
         and any(
-            (newer.item.timestamp or oldest) > (older.item.timestamp or oldest)
+            (newer.item.timestamp or oldest) - (older.item.timestamp or oldest) >= SAME_MEETING
             and not newer.content_free
             and newer.score >= 0.5 * older.score
             and similarity(older, newer) >= weights.supersede_similarity

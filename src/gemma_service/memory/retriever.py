@@ -43,8 +43,20 @@ SECONDS_PER_DAY = 86_400.0
 # Far below the customary 60: with k = 60 neighbouring ranks score almost alike (1/61, 1/62),
 # so the recency bias let new, barely related items overtake an old best match (docs/memory.md).
 DEFAULT_RRF_K = 2
-# The weights the development set chose (docs/memory.md, "Tuning").
-TUNED_WEIGHTS = RankingWeights(rrf_k=DEFAULT_RRF_K)
+# The weights the tuning set chose (docs/memory.md, "What each change did").
+TUNED_WEIGHTS = RankingWeights(
+    fusion="mixed",
+    rrf_k=5,
+    vector_weight=1.0,
+    lexical_weight=0.15,
+    content_free_factor=0.1,
+    time_boost=1.0,
+    speaker_boost=0.3,
+    emotion_boost=0.3,
+    meeting_boost=0.3,
+    supersede_factor=0.5,
+    supersede_similarity=0.5,
+)
 
 
 @dataclass(frozen=True)

@@ -82,14 +82,15 @@ def test_recency_half_life_decides_between_equally_relevant_memories(
     old = remember(store, embedder, "the boiler is broken", age_days=60)
     new = remember(store, embedder, "the boiler is broken", age_days=1)
 
-    def ranking(half_life_days: float) -> list[str]:
+    def scores(half_life_days: float) -> dict[str, float]:
         recency = RecencyBias(half_life_days=half_life_days, weight=0.5)
         result = retriever_for(store, embedder, recency=recency).search("boiler broken")
-        return [hit.item.id for hit in result.hits]
+        return {hit.item.id: hit.score for hit in result.hits}
 
-    # Without the bias the tie goes to the first stored; with it, to the newer.
-    assert ranking(0) == [old, new]
-    assert ranking(7) == [new, old]
+    # Without the bias they tie; with it, the newer is ahead.
+    assert scores(0)[old] == scores(0)[new]
+    with_bias = scores(7)
+    assert list(with_bias) == [new, old] and with_bias[new] > with_bias[old]
 
 
 def test_a_short_half_life_lets_a_recent_memory_overtake_a_better_match(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gemma_service.memory.store import STOP_WORDS
 from gemma_service.memory.understanding.emotions import wanted_emotions
 from gemma_service.memory.understanding.intents import (
     asks_who,
@@ -51,6 +52,19 @@ class QueryPlan:
     history: bool
     many: bool
     who: bool
+    words: frozenset[str] = frozenset()  # content words, stemmed: matched to meeting names
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case, lightly stemmed words of ``text`` without stop words."""
+    return {_stem(w) for w in re.findall(r"[^\W_]+", text.lower()) if w not in STOP_WORDS}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ings", "ing", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
 
 def reference_time(now: datetime, newest: datetime | None) -> datetime:
@@ -90,4 +104,5 @@ def plan_query(
         history=wants_history(question),
         many=wants_many(question),
         who=who,
+        words=frozenset(content_words(content)),
     )
