@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
 
 from gemma_service.memory.embedder import Embedder
-from gemma_service.memory.models import NO_FILTERS, RankedId, SearchFilters, SearchHit
+from gemma_service.memory.models import NO_FILTERS, SearchFilters, SearchHit
 from gemma_service.memory.ranking import (
     Candidate,
     RankingWeights,
@@ -40,12 +40,11 @@ from gemma_service.memory.understanding.query_plan import (
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400.0
-# Far below the customary 60: with k = 60 neighbouring ranks score almost alike (1/61, 1/62),
-# so the recency bias let new, barely related items overtake an old best match (docs/memory.md).
-DEFAULT_RRF_K = 2
 # The weights the tuning set chose (docs/memory.md, "What each change did").
 TUNED_WEIGHTS = RankingWeights(
     fusion="mixed",
+    # Far below the customary 60: with k = 60 neighbouring ranks score almost alike, and the
+    # word match would add nearly the same to every candidate (docs/memory.md).
     rrf_k=5,
     vector_weight=1.0,
     lexical_weight=0.15,
@@ -93,18 +92,6 @@ class RecencyBias:
         return (1.0 - self.weight) + self.weight * decay
 
 
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[RankedId]], k: int = DEFAULT_RRF_K
-) -> dict[str, float]:
-    """Sum of 1 / (k + rank) over the rankings, scaled so first in every ranking scores 1."""
-    fused: dict[str, float] = {}
-    for ranking in rankings:
-        for candidate in ranking:
-            fused[candidate.id] = fused.get(candidate.id, 0.0) + 1.0 / (k + candidate.rank)
-    best_possible = max(1, len(rankings)) / (k + 1)
-    return {item_id: score / best_possible for item_id, score in fused.items()}
-
-
 class Retriever:
     """Searches a MemoryStore by words and, when an embedder runs, by meaning; reads the
     question for time, people, emotion and intent, and ranks with those as soft preferences.
@@ -118,7 +105,6 @@ class Retriever:
         *,
         recency: RecencyBias | None = None,
         candidates: int = 50,
-        rrf_k: int | None = None,
         weights: RankingWeights | None = None,
         preference_pool: int = 20,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -128,8 +114,6 @@ class Retriever:
         self.recency = recency or RecencyBias()
         self.candidates = candidates
         self.weights = weights or TUNED_WEIGHTS
-        if rrf_k is not None:
-            self.weights = replace(self.weights, rrf_k=rrf_k)
         self.preference_pool = preference_pool
         self._clock = clock
         self._facts = StoreFactsCache(store)

@@ -61,3 +61,8 @@ def test_intents() -> None:
     assert latest.latest and not latest.history
     assert history.history and history.many and not history.latest
     assert who.who and who.emotions
+
+
+def test_a_name_in_a_who_question_is_not_the_speaker_asked_about() -> None:
+    plan = plan_query("Who told Rosa the budget was cut?", speakers=SPEAKERS, anchor=NOW)
+    assert plan.who and plan.speakers == ()

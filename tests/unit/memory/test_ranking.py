@@ -30,13 +30,37 @@ def candidate(
     **fields: Any,
 ) -> Candidate:
     when = T0 + timedelta(days=days)
-    item = MemoryItem(id=name, text=name, kind="transcript", timestamp=when, created_at=when, **fields)
+    item = MemoryItem(
+        id=name, text=name, kind="transcript", timestamp=when, created_at=when, **fields
+    )
     unit = None if vector is None else np.asarray(vector, dtype=np.float32) / np.linalg.norm(vector)
     return Candidate(item=item, vector=unit, score=score)
 
 
 def plan(question: str, speakers: tuple[str, ...] = ()) -> Any:
     return plan_query(question, speakers=list(speakers), anchor=T0 + timedelta(days=60))
+
+
+def test_rrf_fusion_rewards_agreement_and_scales_the_best_to_one() -> None:
+    a, b, c = candidate("a"), candidate("b"), candidate("c")
+    a.lexical_score, a.cosine = 9.0, 0.1
+    b.lexical_score, b.cosine = 5.0, 0.9
+    c.lexical_score, c.cosine = None, 0.8
+    fuse([a, b, c], RankingWeights(fusion="rrf", rrf_k=60))
+    assert sorted([a, b, c], key=lambda x: -x.score) == [b, a, c]
+    best = candidate("best")
+    best.lexical_score, best.cosine = 1.0, 1.0
+    fuse([best], RankingWeights(fusion="rrf"))
+    assert best.score == 1.0
+
+
+def test_mixed_fusion_adds_cosine_and_a_rank_share_of_the_word_match() -> None:
+    first, second = candidate("first"), candidate("second")
+    first.lexical_score, first.cosine = 3.0, 0.2
+    second.lexical_score, second.cosine = 1.0, 0.5
+    fuse([first, second], RankingWeights(fusion="mixed", rrf_k=5, lexical_weight=0.15))
+    assert first.score == 0.2 + 0.15
+    assert second.score == 0.5 + 0.15 * 6 / 7
 
 
 def test_linear_fusion_adds_cosine_and_scaled_word_match() -> None:

@@ -7,16 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gemma_service.memory.models import (
     MemoryItem,
     MemoryRecord,
-    RankedId,
     SearchFilters,
     new_memory_id,
 )
-from gemma_service.memory.retriever import RecencyBias, Retriever, reciprocal_rank_fusion
+from gemma_service.memory.retriever import RecencyBias, Retriever
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -40,16 +37,6 @@ def remember(
 
 def retriever_for(store: SqliteMemoryStore, embedder: Any, **kwargs: Any) -> Retriever:
     return Retriever(store, embedder, clock=lambda: NOW, **kwargs)
-
-
-def test_rrf_rewards_agreement_and_scales_the_best_to_one() -> None:
-    lexical = [RankedId("a", 1, 9.0), RankedId("b", 2, 5.0)]
-    vector = [RankedId("b", 1, 0.9), RankedId("c", 2, 0.8), RankedId("a", 3, 0.1)]
-
-    fused = reciprocal_rank_fusion([lexical, vector], k=60)
-
-    assert sorted(fused, key=fused.__getitem__, reverse=True) == ["b", "a", "c"]
-    assert reciprocal_rank_fusion([[RankedId("x", 1, 1.0)]] * 2)["x"] == pytest.approx(1.0)
 
 
 def test_hybrid_finds_items_that_only_one_signal_finds(

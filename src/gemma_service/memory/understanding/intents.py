@@ -19,8 +19,8 @@ _LATEST = re.compile(
 # "How did the price change over time?": the older values are wanted too.
 _HISTORY = re.compile(
     r"\b(over time|history|how (?:has|have|did|do|does) [\w' -]{1,40} (?:change|evolve|grow|"
-    r"develop|move)(?:d|s|n)?|all the (?:times|versions)|before and after|originally|at first|used to|"
-    r"since (?:the )?(?:start|launch|beginning))\b",
+    r"develop|move)(?:d|s|n)?|all the (?:times|versions)|before and after|originally|"
+    r"at first|used to|since (?:the )?(?:start|launch|beginning))\b",
     re.IGNORECASE,
 )
 # Questions whose answer is a list: plural asks, "all", "which ... and ...".

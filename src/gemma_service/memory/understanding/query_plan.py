@@ -89,8 +89,9 @@ def plan_query(
         time_range = mention.range if time_range is None else time_range.hull(mention.range)
     content = without_mentions(question, mentions)
     who = asks_who(question)
-    named = find_speakers(question, speakers)
-    if not named and role_holders is not None:
+    # In "Who told Priya ...?" the person named is not the speaker asked about.
+    named = [] if who else find_speakers(question, speakers)
+    if not named and not who and role_holders is not None:
         for role in find_role_phrases(question):
             named.extend(s for s in role_holders(role) if s not in named)
     return QueryPlan(
