@@ -3,6 +3,7 @@ supersession of older statements, and a diverse top k. Pure functions, no I/O.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,8 +31,6 @@ class RankingWeights:
     content_free_factor: float = 1.0
     supersede_factor: float = 1.0  # score kept by a statement a newer similar one supersedes
     supersede_similarity: float = 0.6
-    supersession: str = "demote"  # "demote": older similar statements lose score; "promote":
-    # the newest also takes the best score among those it supersedes
     duplicate_similarity: float = 1.01  # above this cosine, a later pick counts as a repeat
     duplicate_factor: float = 1.0
     diversity: float = 0.0  # for questions wanting several items: score lost per unit of
@@ -136,8 +135,15 @@ def meeting_overlap(item: MemoryItem, question_words: frozenset[str]) -> float:
     review', 'the offsite' a third of 'Leadership offsite planning'."""
     names = [item.source or "", item.conversation_id or ""]
     names += [v for v in item.metadata.values() if isinstance(v, str) and len(v) <= 80]
-    words = {w for name in names for w in content_words(name) if not w.isdigit()}
+    words = meeting_words(tuple(names))
     return len(words & question_words) / len(words) if words else 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def meeting_words(names: tuple[str, ...]) -> frozenset[str]:
+    """The words of a meeting's names, numbers (dates in ids) left out; few distinct names
+    recur across many memories, hence the cache."""
+    return frozenset(w for name in names for w in content_words(name) if not w.isdigit())
 
 
 def similarity(a: Candidate, b: Candidate) -> float:
@@ -152,57 +158,24 @@ SAME_MEETING = timedelta(hours=6)
 
 def supersede(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
     """For 'now / latest' questions: a statement with a newer, similar statement among the
-    candidates (the same subject, said later) keeps only part of its score."""
+    candidates (the same subject, said in a later meeting, scoring at least half as well)
+    keeps only part of its score."""
     if weights.supersede_factor >= 1.0:
         return
-    oldest = datetime.min.replace(tzinfo=UTC)
-    superseded = [
-        older
-        for older in candidates
-        if not older.content_free
-        and any(
-            (newer.item.timestamp or oldest) - (older.item.timestamp or oldest) >= SAME_MEETING
-            and not newer.content_free
-            and newer.score >= 0.5 * older.score
-            and similarity(older, newer) >= weights.supersede_similarity
-            for newer in candidates
-        )
-    ]
-    for candidate in superseded:
-        candidate.score *= weights.supersede_factor
-
-
-def promote_newest(candidates: Sequence[Candidate], weights: RankingWeights) -> None:
-    """For 'now / latest' questions: the newest statement on a subject (a chain of similar
-    candidates) takes the best score of the older statements it supersedes, and they keep
-    only part of theirs."""
-    if weights.supersede_factor >= 1.0:
+    live = [c for c in candidates if not c.content_free and c.vector is not None]
+    if len(live) < 2:
         return
+    vectors = np.stack([c.vector for c in live if c.vector is not None])
+    similar = (vectors @ vectors.T) >= weights.supersede_similarity
     oldest = datetime.min.replace(tzinfo=UTC)
-    ordered = sorted(
-        (c for c in candidates if not c.content_free),
-        key=lambda c: c.item.timestamp or oldest,
-        reverse=True,
-    )
-    original = {id(c): c.score for c in ordered}
-    demoted: set[int] = set()
-    for index, newer in enumerate(ordered):
-        if id(newer) in demoted:
-            continue
-        older = [
-            c
-            for c in ordered[index + 1 :]
-            if (c.item.timestamp or oldest) < (newer.item.timestamp or oldest)
-            and similarity(newer, c) >= weights.supersede_similarity
-        ]
-        if not older:
-            continue
-        best = max(original[id(c)] for c in older)
-        newer.score = max(newer.score, best)
-        for candidate in older:
-            if id(candidate) not in demoted:
-                candidate.score *= weights.supersede_factor
-                demoted.add(id(candidate))
+    times = np.array([(c.item.timestamp or oldest).timestamp() for c in live])
+    later = (times[None, :] - times[:, None]) >= SAME_MEETING.total_seconds()
+    scores = np.array([c.score for c in live])
+    strong = scores[None, :] >= 0.5 * scores[:, None]
+    # Row i is superseded when some column j is later, similar and scores well enough.
+    for candidate, superseded in zip(live, (similar & later & strong).any(axis=1), strict=True):
+        if superseded:
+            candidate.score *= weights.supersede_factor
 
 
 def select_top(

@@ -20,7 +20,6 @@ from gemma_service.memory.ranking import (
     RankingWeights,
     apply_preferences,
     fuse,
-    promote_newest,
     select_top,
     supersede,
 )
@@ -122,10 +121,11 @@ class Retriever:
         self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int = 5
     ) -> RetrievalResult:
         started = time.perf_counter()
-        plan = self.plan(query, filters)
+        facts = self._facts.get()
+        plan = self.plan(query, filters, facts)
         embedding, warning = self._embed(plan.content)
         found = self._gather(plan, embedding, filters, max(self.candidates, top_k))
-        candidates = self._candidates(found, embedding)
+        candidates = self._candidates(found, embedding, facts.names)
         rank_candidates(candidates, plan, self.weights, self.recency, self._clock())
         chosen = select_top(candidates, top_k, self.weights, many=plan.many)
         hits = [
@@ -140,9 +140,11 @@ class Retriever:
         ]
         return RetrievalResult(hits, warning, time.perf_counter() - started)
 
-    def plan(self, query: str, filters: SearchFilters = NO_FILTERS) -> QueryPlan:
+    def plan(
+        self, query: str, filters: SearchFilters = NO_FILTERS, facts: StoreFacts | None = None
+    ) -> QueryPlan:
         """How the question is read: content words, time range, speakers, emotion, intent."""
-        facts = self._facts.get()
+        facts = facts or self._facts.get()
         anchor = reference_time(self._clock(), facts.newest)
         return plan_query(
             query,
@@ -193,13 +195,10 @@ class Retriever:
         return found
 
     def _candidates(
-        self, found: dict[str, float | None], embedding: FloatVector | None
+        self, found: dict[str, float | None], embedding: FloatVector | None, names: frozenset[str]
     ) -> list[Candidate]:
         items = self.store.get_many(list(found))
         vectors = self.store.embeddings_of(list(items)) if embedding is not None else {}
-        names = frozenset(
-            part for speaker in self._facts.get().speakers for part in name_parts(speaker)
-        )
         candidates = []
         for item_id, item in items.items():
             vector = vectors.get(item_id)
@@ -257,16 +256,18 @@ def rank_candidates(
     for candidate in candidates:
         candidate.score *= recency.factor(candidate.item.timestamp, now)
     if plan.latest:
-        if weights.supersession == "promote":
-            promote_newest(candidates, weights)
-        else:
-            supersede(candidates, weights)
+        supersede(candidates, weights)
 
 
 @dataclass(frozen=True)
 class StoreFacts:
     speakers: list[str]
     newest: datetime | None
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every word of every speaker's name, lower case (not content in a line)."""
+        return frozenset(part for speaker in self.speakers for part in name_parts(speaker))
 
 
 class StoreFactsCache:
