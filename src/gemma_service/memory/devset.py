@@ -57,7 +57,13 @@ class DevSet:
 
 def load_devset(path: Path) -> DevSet:
     """Read and check a set: unique keys, and every relevant key names a memory."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return _parse(json.loads(path.read_text(encoding="utf-8")), path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"{path}: not a development set ({exc!r})") from exc
+
+
+def _parse(data: dict[str, Any], path: Path) -> DevSet:
     memories = [
         LabelledMemory(m["key"], MemoryItemIn.parse({k: v for k, v in m.items() if k != "key"}))
         for m in data["memories"]
