@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gemma_service.errors import InvalidRequestError
+from gemma_service.memory.eval_commands import register_eval_commands
 from gemma_service.memory.models import MEMORY_KINDS, SearchFilters
 from gemma_service.memory.service import MemoryService
 from gemma_service.memory.settings import MemorySettings
@@ -89,3 +90,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     search.add_argument("--until", help="ISO 8601 time")
     add_store_arguments(search)
     search.set_defaults(func=cmd_search)
+    register_eval_commands(actions)

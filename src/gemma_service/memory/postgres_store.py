@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from gemma_service.memory.models import (
     NO_FILTERS,
@@ -14,8 +17,11 @@ from gemma_service.memory.models import (
     SearchFilters,
     as_aware_utc,
 )
+from gemma_service.memory.postgres_migrations import migrate
 from gemma_service.memory.store import (
+    ABOUT_WEIGHT,
     EmbeddingDimensionMismatchError,
+    FloatVector,
     MemoryConfigError,
     check_embedding,
     lexical_terms,
@@ -36,10 +42,8 @@ CREATE TABLE IF NOT EXISTS memory_items (
     parent_id text,
     chunk_index integer NOT NULL,
     chunk_count integer NOT NULL,
-    created_at timestamptz NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
+    created_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS memory_items_tsv ON memory_items USING gin (tsv);
 CREATE INDEX IF NOT EXISTS memory_items_ts ON memory_items (ts);
 CREATE INDEX IF NOT EXISTS memory_items_speaker ON memory_items (speaker);
 CREATE INDEX IF NOT EXISTS memory_items_conversation ON memory_items (conversation_id);
@@ -75,6 +79,11 @@ def tsquery_text(query: str) -> str | None:
 
 def vector_literal(values: Sequence[float]) -> str:
     return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def parse_vector(text: str) -> FloatVector:
+    """pgvector's text form, ``[0.1,0.2,...]``, as float32."""
+    return np.array(text.strip("[]").split(","), dtype=np.float32)
 
 
 class PostgresMemoryStore:
@@ -131,6 +140,7 @@ class PostgresMemoryStore:
                     f"the memory database lacks the pgvector extension: {exc}"
                 ) from exc
             conn.execute(_SCHEMA)
+            migrate(conn)
             row = conn.execute(
                 "SELECT value FROM memory_meta WHERE key = 'embedding_dim'"
             ).fetchone()
@@ -212,7 +222,7 @@ class PostgresMemoryStore:
         rows = (
             self._connect()
             .execute(
-                "SELECT id, ts_rank(tsv, q, 1) AS score "
+                f"SELECT id, ts_rank('{{{ABOUT_WEIGHT}, 0, 0, 1}}', tsv, q, 1) AS score "
                 "FROM memory_items, to_tsquery('english', %s) AS q "
                 f"WHERE tsv @@ q AND {where} ORDER BY score DESC, created_at, id LIMIT %s",
                 [text, *params, limit],
@@ -240,6 +250,26 @@ class PostgresMemoryStore:
                 [vector_literal(embedding), *params, limit],
             ).fetchall()
         return [RankedId(row[0], rank, 1.0 - float(row[1])) for rank, row in enumerate(rows, 1)]
+
+    def embeddings_of(self, item_ids: Sequence[str]) -> dict[str, FloatVector]:
+        if not item_ids or self._embedding_dim is None:
+            return {}
+        rows = self._connect().execute(
+            "SELECT id, embedding::text FROM memory_items "
+            "WHERE id = ANY(%s) AND embedding IS NOT NULL",
+            (list(item_ids),),
+        )
+        return {row[0]: parse_vector(row[1]) for row in rows}
+
+    def speakers(self) -> list[str]:
+        rows = self._connect().execute(
+            "SELECT DISTINCT speaker FROM memory_items WHERE speaker IS NOT NULL"
+        )
+        return [row[0] for row in rows]
+
+    def newest_timestamp(self) -> datetime | None:
+        row = self._connect().execute("SELECT max(ts) FROM memory_items").fetchone()
+        return None if row[0] is None else as_aware_utc(row[0])
 
     def count(self) -> int:
         row = self._connect().execute("SELECT count(*) FROM memory_items").fetchone()

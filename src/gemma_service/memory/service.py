@@ -43,6 +43,22 @@ def open_store(url: str | None, data_dir: Path, embedding_dim: int | None) -> Me
     )
 
 
+def local_retriever(
+    store: MemoryStore,
+    embedder: Embedder | None,
+    settings: MemorySettings,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Retriever:
+    """The hybrid retriever over ``store`` as the settings tune it."""
+    return Retriever(
+        store,
+        embedder,
+        recency=RecencyBias(settings.rag_recency_half_life_days, settings.rag_recency_weight),
+        candidates=settings.rag_candidates,
+        clock=clock,
+    )
+
+
 class MemoryService:
     """Stores memories (chunked and embedded), searches them, and serves embeddings."""
 
@@ -80,14 +96,7 @@ class MemoryService:
         if rag_service_url:
             retriever = RemoteRetriever(rag_service_url, timeout_s=settings.rag_timeout_s)
         else:
-            retriever = Retriever(
-                store,
-                embedder,
-                recency=RecencyBias(
-                    settings.rag_recency_half_life_days, settings.rag_recency_weight
-                ),
-                candidates=settings.rag_candidates,
-            )
+            retriever = local_retriever(store, embedder, settings)
         return cls(store, retriever, embedder=embedder, embedders=loaded.by_name, settings=settings)
 
     @property

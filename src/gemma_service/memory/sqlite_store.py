@@ -9,18 +9,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
 from gemma_service.memory.sqlite_connections import SqliteConnections
+from gemma_service.memory.sqlite_migrations import migrate
+from gemma_service.memory.sqlite_vector_index import SqliteVectorIndex
 from gemma_service.memory.sqlite_vectors import (
     VectorEngine,
     float32_blob,
-    nearest_with_numpy,
     nearest_with_sqlite_vec,
     resolve_vector_engine,
     try_load_sqlite_vec,
 )
 from gemma_service.memory.store import (
+    ABOUT_WEIGHT,
     EmbeddingDimensionMismatchError,
+    FloatVector,
     check_embedding,
     lexical_terms,
 )
@@ -46,21 +51,10 @@ CREATE TABLE IF NOT EXISTS memory_items (
 CREATE INDEX IF NOT EXISTS memory_items_ts ON memory_items (ts_us);
 CREATE INDEX IF NOT EXISTS memory_items_speaker ON memory_items (speaker);
 CREATE INDEX IF NOT EXISTS memory_items_conversation ON memory_items (conversation_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(
-    text, content='memory_items', content_rowid='rowid',
-    tokenize='porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS memory_items_fts_insert AFTER INSERT ON memory_items BEGIN
-    INSERT INTO memory_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
 CREATE TABLE IF NOT EXISTS memory_embeddings (
     rowid INTEGER PRIMARY KEY,
     embedding BLOB NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS memory_items_delete AFTER DELETE ON memory_items BEGIN
-    INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-    DELETE FROM memory_embeddings WHERE rowid = old.rowid;
-END;
 """
 _ITEM_COLUMNS = (
     "i.id, i.text, i.kind, i.speaker, i.ts_us, i.emotion, i.source, i.conversation_id, "
@@ -119,8 +113,11 @@ class SqliteMemoryStore:
         self._db = SqliteConnections(path, on_connect=self._load_extensions)
         try:
             self._db.run_script(_SCHEMA)
+            with self._db.write() as tx:
+                migrate(tx)
             self._embedding_dim = self._settle_embedding_dim(embedding_dim)
             self.vector_engine = resolve_vector_engine(vector_engine, self._sqlite_vec_missing)
+            self._vector_index = SqliteVectorIndex(self._embedding_dim or 0)
         except BaseException:
             self._db.close()
             raise
@@ -217,9 +214,9 @@ class SqliteMemoryStore:
         rows = (
             self._db.connection()
             .execute(
-                "SELECT i.id, bm25(memory_fts) AS rank FROM memory_fts "
-                "JOIN memory_items i ON i.rowid = memory_fts.rowid "
-                f"WHERE memory_fts MATCH ? AND {where} ORDER BY rank, i.rowid LIMIT ?",
+                f"SELECT i.id, bm25(memory_search, 1.0, {ABOUT_WEIGHT}) AS rank "
+                "FROM memory_search JOIN memory_items i ON i.rowid = memory_search.rowid "
+                f"WHERE memory_search MATCH ? AND {where} ORDER BY rank, i.rowid LIMIT ?",
                 [expression, *params, limit],
             )
             .fetchall()
@@ -234,11 +231,42 @@ class SqliteMemoryStore:
         if limit <= 0:
             return []
         where, params = filter_clause(filters)
-        nearest = (
-            nearest_with_sqlite_vec if self.vector_engine == "sqlite-vec" else nearest_with_numpy
-        )
-        found = nearest(self._db.connection(), float32_blob(embedding), where, params, limit)
+        conn = self._db.connection()
+        if self.vector_engine == "sqlite-vec":
+            found = nearest_with_sqlite_vec(conn, float32_blob(embedding), where, params, limit)
+        else:
+            self._vector_index.sync(conn)
+            allowed = None
+            if params or where != "1":
+                rows = conn.execute(f"SELECT i.rowid FROM memory_items i WHERE {where}", params)
+                allowed = [row[0] for row in rows]
+            query = np.asarray(embedding, dtype=np.float32)
+            found = self._vector_index.nearest(query, allowed, limit)
         return [RankedId(item_id, rank, score) for rank, (item_id, score) in enumerate(found, 1)]
+
+    def embeddings_of(self, item_ids: Sequence[str]) -> dict[str, FloatVector]:
+        conn, found = self._db.connection(), dict[str, FloatVector]()
+        unique_ids = list(dict.fromkeys(item_ids))
+        for start in range(0, len(unique_ids), _SQL_VARIABLES_PER_QUERY):
+            batch = unique_ids[start : start + _SQL_VARIABLES_PER_QUERY]
+            marks = ",".join("?" * len(batch))
+            rows = conn.execute(
+                "SELECT i.id, e.embedding FROM memory_items i "
+                f"JOIN memory_embeddings e ON e.rowid = i.rowid WHERE i.id IN ({marks})",
+                batch,
+            )
+            found.update((row[0], np.frombuffer(row[1], dtype="<f4")) for row in rows)
+        return found
+
+    def speakers(self) -> list[str]:
+        rows = self._db.connection().execute(
+            "SELECT DISTINCT speaker FROM memory_items WHERE speaker IS NOT NULL"
+        )
+        return [row[0] for row in rows]
+
+    def newest_timestamp(self) -> datetime | None:
+        row = self._db.connection().execute("SELECT max(ts_us) FROM memory_items").fetchone()
+        return None if row[0] is None else from_micros(row[0])
 
     def count(self) -> int:
         return int(self._db.connection().execute("SELECT count(*) FROM memory_items").fetchone()[0])

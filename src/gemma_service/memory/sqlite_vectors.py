@@ -1,4 +1,5 @@
-"""Cosine search over float32 BLOBs in SQLite: sqlite-vec where it loads, numpy otherwise."""
+"""Cosine search over float32 BLOBs in SQLite with sqlite-vec, where it loads (otherwise the
+store uses ``SqliteVectorIndex``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from gemma_service.memory.store import MemoryConfigError
 logger = logging.getLogger(__name__)
 
 VectorEngine = Literal["auto", "sqlite-vec", "numpy"]
-_SCAN_BATCH_ROWS = 4096
 
 
 def float32_blob(values: Sequence[float]) -> bytes:
@@ -63,35 +63,3 @@ def nearest_with_sqlite_vec(
         [query, *params, limit],
     ).fetchall()
     return [(row[0], 1.0 - float(row[1])) for row in rows]
-
-
-def nearest_with_numpy(
-    conn: sqlite3.Connection, query: bytes, where: str, params: list[Any], limit: int
-) -> list[tuple[str, float]]:
-    """The same result as ``nearest_with_sqlite_vec``, scored in numpy batch by batch."""
-    target = _unit(np.frombuffer(query, dtype="<f4"))
-    cursor = conn.execute(
-        "SELECT i.id, e.embedding FROM memory_items i "
-        # rowid order makes ties go to the older item, as in the sqlite-vec query.
-        f"JOIN memory_embeddings e ON e.rowid = i.rowid WHERE {where} ORDER BY i.rowid",
-        params,
-    )
-    ids: list[str] = []
-    scores: list[np.ndarray[Any, np.dtype[np.float32]]] = []
-    while rows := cursor.fetchmany(_SCAN_BATCH_ROWS):
-        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4")
-        matrix = matrix.reshape(len(rows), target.shape[0])
-        norms = np.linalg.norm(matrix, axis=1)
-        norms[norms == 0] = 1.0
-        scores.append((matrix @ target) / norms)
-        ids.extend(row[0] for row in rows)
-    if not ids:
-        return []
-    similarity = np.concatenate(scores)
-    order = np.argsort(-similarity, kind="stable")[:limit]
-    return [(ids[i], float(similarity[i])) for i in order]
-
-
-def _unit(vector: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, np.dtype[np.float32]]:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
+
+FloatVector = np.ndarray[Any, np.dtype[np.float32]]
+# Weight of a match in a memory's metadata (speaker, emotion, source, conversation, metadata)
+# relative to a match in its text, in both backends' lexical ranking.
+ABOUT_WEIGHT = 0.5
 
 
 class MemoryConfigError(Exception):
@@ -51,13 +59,26 @@ class MemoryStore(Protocol):
         ...
 
     def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
-        """Items matching any query term, best first. Any user text is a valid query."""
+        """Items whose text or metadata match any query term, best first (a text match weighs
+        more). Any user text is a valid query."""
         ...
 
     def vector_search(
         self, embedding: Sequence[float], filters: SearchFilters, limit: int
     ) -> list[RankedId]:
         """Nearest items by cosine distance, best first; score is the cosine similarity."""
+        ...
+
+    def embeddings_of(self, item_ids: Sequence[str]) -> dict[str, FloatVector]:
+        """Stored vectors by id; items without one (or unknown) are absent."""
+        ...
+
+    def speakers(self) -> list[str]:
+        """Every distinct speaker name in the store."""
+        ...
+
+    def newest_timestamp(self) -> datetime | None:
+        """The latest memory time, or None for an empty store."""
         ...
 
     def count(self) -> int: ...
