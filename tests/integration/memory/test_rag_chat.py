@@ -3,13 +3,15 @@ the real embedder and the real server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ..conftest import RunningServer
+from ..conftest import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +54,15 @@ def meeting_history() -> list[dict[str, Any]]:
             "timestamp": at(19),
         },
     ]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[RunningServer]:
+    """A server of its own: the session server's memory holds other tests' items."""
+    tmp = tmp_path_factory.mktemp("rag-chat")
+    srv = start_server(tmp, "--model", str(model_path), "--ctx-size", "8192", "--threads", "2")
+    yield srv
+    stop_server(srv)
 
 
 def ask(server: RunningServer, question: str) -> dict[str, Any]:
