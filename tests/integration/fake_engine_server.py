@@ -51,7 +51,7 @@ def start_fake_server(tmp: Path, *args: str, env: dict[str, str]) -> RunningServ
             },
         )
     server = RunningServer(f"http://127.0.0.1:{port}", proc, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded 2-core machine needs a while to import torch
     while time.monotonic() < deadline:
         try:
             if httpx.get(server.url + "/readyz", timeout=1).status_code == 200:
