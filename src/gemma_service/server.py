@@ -1,4 +1,4 @@
-"""Runs the HTTP server: resolves the model, builds the engine and app, runs uvicorn."""
+"""Runs the HTTP server: builds the model catalogue and pool, the app, and runs uvicorn."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import logging
 import uvicorn
 from fastapi import FastAPI
 
-from gemma_service.api.app import create_app
+from gemma_service.api.app import create_app, model_budget
 from gemma_service.api.drain import DrainingServer, request_drain
 from gemma_service.api.security.startup import startup_problem
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.factory import build_llama_engine
-from gemma_service.model_files import default_model_id, resolve_model_path
+from gemma_service.engine.protocol import EngineClient
+from gemma_service.model_files import resolve_model_path
+from gemma_service.models.catalogue import CatalogueEntry, load_catalogue
+from gemma_service.models.pool import ModelPool
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,15 @@ def serve(settings: ServiceSettings) -> int:
     if problem is not None:
         log.error("not starting: %s", problem)
         return 2
-    model_path = resolve_model_path(settings.model_path, settings.model_cache_dir)
-    model_id = settings.model_alias or default_model_id(model_path)
-    engine = build_llama_engine(settings, model_path, model_id)
+    catalogue = load_catalogue(
+        default_model=lambda: resolve_model_path(settings.model_path, settings.model_cache_dir),
+        default_id=settings.model_alias,
+        models_dir=settings.models_dir,
+        config_file=settings.models_config,
+    )
+    models = ModelPool(
+        catalogue, lambda entry: _engine_for(settings, entry), model_budget(settings)
+    )
     fatal: list[str] = []
     server: uvicorn.Server | None = None
 
@@ -34,19 +43,26 @@ def serve(settings: ServiceSettings) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(settings, engine, on_fatal=on_fatal)
+    app = create_app(settings, models=models, on_fatal=on_fatal)
     server = http_server(app, settings)
     log.info(
-        "gemma-service listening on http://%s:%d (model %s)",
+        "gemma-service listening on http://%s:%d (models: %s; default %s)",
         settings.host,
         settings.port,
-        model_path,
+        ", ".join(catalogue.ids),
+        catalogue.entries[catalogue.default_id].path,
     )
     server.run()
     if fatal:
         log.error("exiting: %s", fatal[0])
         return 1
     return 0
+
+
+def _engine_for(settings: ServiceSettings, entry: CatalogueEntry) -> EngineClient:
+    """A llama.cpp engine for one catalogue model, its own settings over the server's."""
+    own = settings.model_copy(update=entry.overrides) if entry.overrides else settings
+    return build_llama_engine(own, entry.path, entry.id)
 
 
 def http_server(app: FastAPI, settings: ServiceSettings) -> DrainingServer:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from gemma_service.chat.context import AssembledChat, ChatContextBuilder
 from gemma_service.chat.events import RunInfo
-from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook
+from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook, RunObserver
 from gemma_service.chat.job import Caller, ChatJob
 from gemma_service.chat.messages import ChatMessage, ImagePart
 from gemma_service.chat.prompt import ChatPrompter, Message, Prompt
@@ -88,8 +88,9 @@ class ChatService:
         """The model this service answers with."""
         return self._engine.model_info
 
-    async def start(self, job: ChatJob) -> ChatRun:
-        """Admit ``job``: every refusal is raised here; the answer comes from the run."""
+    async def start(self, job: ChatJob, *, observers: Sequence[RunObserver] = ()) -> ChatRun:
+        """Admit ``job``: every refusal is raised here; the answer comes from the run.
+        ``observers`` take part in this run only, after the service's own hooks."""
         info = self._engine.model_info
         _check_vocabulary(job, info.n_vocab)
         prepared = await self._prepare(job)
@@ -112,8 +113,8 @@ class ChatService:
         )
         streams = await self._submit(job, prepared.tokens, sampling)
         readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]
-        observers = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
-        return ChatRun(run_info, streams, readers, observers)
+        hooked = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
+        return ChatRun(run_info, streams, readers, [*hooked, *observers])
 
     async def summarize(self, turns: list[Message], *, caller: Caller | None = None) -> str:
         """A few sentences standing in for older turns of a long conversation (a run of its

@@ -1,0 +1,44 @@
+"""POST /models/load and /models/unload: load a model now, or unload it (when its running
+requests have finished; a running stream is never cut)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from gemma_service.api.routes.models import model_cards
+from gemma_service.api.state import StateDep
+from gemma_service.errors import ServiceUnavailableError
+
+router = APIRouter(tags=["models"])
+
+
+class ModelActionRequest(BaseModel):
+    """Names the model to load or unload (its id or an alias)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=512)
+
+
+@router.post("/models/load")
+async def load_model(body: ModelActionRequest, state: StateDep) -> dict[str, Any]:
+    """Load the model (waits up to GEMMA_MODEL_LOAD_WAIT_S); its card once loaded."""
+    _refuse_while_draining(state.draining)
+    status = await state.models.load(body.model)
+    return model_cards(state.models, status.id)[0]
+
+
+@router.post("/models/unload")
+async def unload_model(body: ModelActionRequest, state: StateDep) -> dict[str, Any]:
+    """Unload the model now if it is idle, else as soon as its last request ends."""
+    status = await state.models.unload(body.model)
+    card = model_cards(state.models, status.id)[0]
+    card["unload_when_idle"] = status.state in ("loaded", "loading")
+    return card
+
+
+def _refuse_while_draining(draining: bool) -> None:
+    if draining:
+        raise ServiceUnavailableError("the server is shutting down", retry_after_s=10)
