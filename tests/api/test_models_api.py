@@ -1,0 +1,114 @@
+"""Several models behind one app: routing by ``model``, /v1/models states, admin load/unload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gemma_service.api.app import create_app, model_budget
+from gemma_service.config import ServiceSettings
+from gemma_service.engine.async_engine import Engine
+from gemma_service.engine.factory import engine_config
+from gemma_service.engine.fake_backend import FakeBackend
+from gemma_service.models.catalogue import CatalogueEntry, ModelCatalogue
+from gemma_service.models.pool import ModelPool
+
+from .conftest import wait_ready
+
+CHAT = "/v1/chat/completions"
+
+
+def fake_named(model_id: str) -> FakeBackend:
+    fake = FakeBackend()
+    fake.info.model_id = model_id
+    return fake
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = ServiceSettings(data_dir=tmp_path, embedding_model="none", max_loaded_models=2)
+    entries = []
+    for model_id in ("small", "big", "other"):
+        path = tmp_path / f"{model_id}.gguf"
+        path.write_bytes(b"GGUF")
+        entries.append(CatalogueEntry(model_id, path, aliases=(f"{model_id}-alias",)))
+
+    def engine_for(entry: CatalogueEntry) -> Engine:
+        return Engine(lambda: fake_named(entry.id), engine_config(settings))
+
+    pool = ModelPool(ModelCatalogue(entries, "small"), engine_for, model_budget(settings))
+    with TestClient(create_app(settings, models=pool)) as c:
+        wait_ready(c)
+        yield c
+
+
+def chat(client: TestClient, model: str) -> dict[str, object]:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    r = client.post(CHAT, json=body)
+    assert r.status_code == 200, r.text
+    result: dict[str, object] = r.json()
+    return result
+
+
+def states(client: TestClient) -> dict[str, str]:
+    return {m["id"]: m["state"] for m in client.get("/v1/models").json()["data"]}
+
+
+def test_models_are_listed_with_their_states(client: TestClient) -> None:
+    data = client.get("/v1/models").json()["data"]
+    assert [m["id"] for m in data] == ["small", "big", "other"]
+    small, big = data[0], data[1]
+    assert small["state"] == "loaded" and small["device"] == "cpu" and "meta" in small
+    assert big["state"] == "unloaded" and big["aliases"] == ["big-alias"] and "meta" not in big
+
+
+def test_each_request_is_answered_by_the_model_it_names(client: TestClient) -> None:
+    assert chat(client, "big")["model"] == "big"
+    assert chat(client, "small")["model"] == "small"
+    assert chat(client, "other-alias")["model"] == "other"
+    # A budget of two: the least recently used (big) made room for other.
+    assert states(client) == {"small": "loaded", "big": "unloaded", "other": "loaded"}
+
+
+def test_an_unknown_model_is_a_404_listing_the_ids(client: TestClient) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    r = client.post(CHAT, json=body)
+    assert r.status_code == 404
+    error = r.json()["error"]
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    assert "small, big, other" in error["message"]
+    assert client.get("/v1/models/gpt-4o").status_code == 404
+    assert client.get("/v1/models/big-alias").json()["id"] == "big"
+
+
+def test_admin_routes_load_and_unload(client: TestClient) -> None:
+    r = client.post("/models/load", json={"model": "big"})
+    assert r.status_code == 200 and r.json()["state"] == "loaded"
+    assert client.get("/healthz").json()["models"] == [
+        {"id": "small", "state": "loaded", "device": "cpu", "running": 0},
+        {"id": "big", "state": "loaded", "device": "cpu", "running": 0},
+    ]
+    r = client.post("/models/unload", json={"model": "big"})
+    assert r.status_code == 200 and r.json()["state"] == "unloaded"
+    assert states(client)["big"] == "unloaded"
+    assert client.post("/models/unload", json={"model": "nope"}).status_code == 404
+    assert client.post("/models/load", json={}).status_code == 400
+
+
+def test_the_default_model_may_be_unloaded_and_comes_back(client: TestClient) -> None:
+    client.post("/models/unload", json={"model": "small"})
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["model"] == "small"
+    assert client.get("/readyz").status_code == 200
+    assert chat(client, "small")["model"] == "small"
+
+
+def test_metrics_carry_the_model_label(client: TestClient) -> None:
+    chat(client, "big")
+    text = client.get("/metrics").text
+    assert 'gemma_model_state{model="big",state="loaded"} 1.0' in text
+    assert 'gemma_model_state{model="other",state="unloaded"} 1.0' in text
+    assert 'gemma_model_loads_total{model="big"} 1.0' in text
