@@ -65,7 +65,7 @@ def test_the_header_is_read_and_arrays_are_skipped(tmp_path: Path) -> None:
 def test_a_non_gguf_file_is_refused_naming_it(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a model")
-    with pytest.raises(ModelFileError, match="bad.gguf"):
+    with pytest.raises(ModelFileError, match=r"bad\.gguf"):
         read_gguf_header(bad)
 
 
