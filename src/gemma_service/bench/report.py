@@ -143,9 +143,28 @@ def run_summary(run: BenchRun) -> str:
         f"Model {st.get('model_name')}; {st.get('threads')} threads; "
         f"{st.get('parallel')} parallel sequences; {st.get('max_tokens')} max tokens per request "
         f"(ignore_eos {st.get('ignore_eos')}); /v1/{_route(st.get('api'))}; "
+        f"{sampling_summary(st)}; "
         f"{st.get('requests_per_client')} requests per client per level; "
         f"llama-cpp-python {st.get('llama_cpp_python')}."
     )
+
+
+def sampling_summary(settings: dict[str, object]) -> str:
+    """How the requests were sampled: greedy, or the temperature and the truncation sent (the
+    servers' own defaults where a field was not sent)."""
+    temperature = settings.get("temperature") or 0.0
+    if not isinstance(temperature, int | float) or temperature <= 0:
+        return "greedy (temperature 0)"
+    sent = [
+        f"{f} {settings[f]}" for f in ("top_k", "top_p", "min_p") if settings.get(f) is not None
+    ]
+    unsent = [f for f in ("top_k", "top_p", "min_p") if settings.get(f) is None]
+    parts = [f"temperature {temperature}, seed {settings.get('seed')}"]
+    if sent:
+        parts.append(", ".join(sent) + " sent to every server")
+    if unsent:
+        parts.append("/".join(unsent) + " not sent (each server's default)")
+    return "; ".join(parts)
 
 
 def _route(api: object) -> str:

@@ -78,3 +78,13 @@ def test_json_round_trips(tmp_path: Path) -> None:
     run = sample_run()
     write_json(run, tmp_path / "bench.json")
     assert read_json(tmp_path / "bench.json") == run
+
+
+def test_summary_says_how_requests_were_sampled() -> None:
+    from gemma_service.bench.report import sampling_summary
+
+    assert sampling_summary({"temperature": 0.0}) == "greedy (temperature 0)"
+    defaults = sampling_summary({"temperature": 0.8, "seed": 7})
+    assert defaults == "temperature 0.8, seed 7; top_k/top_p/min_p not sent (each server's default)"
+    partial = sampling_summary({"temperature": 0.8, "seed": 7, "top_k": 40})
+    assert "top_k 40 sent to every server" in partial and "top_p/min_p not sent" in partial

@@ -1,0 +1,164 @@
+"""Cost of sampling a decode step's tokens: llama.cpp's sampler chain vs the batched sampler.
+
+Drives the backend directly with N sequences of the real model (the bench prompts). At every
+decode step both samplers draw from the same logits: llama.cpp's chain for each sequence in turn
+(``llama_sampler_sample``, what the engine did before) and the engine's batched numpy sampler
+over all rows at once. It prints the milliseconds each spends per sequence per step, and how
+often the two picked the same token (they run with the same seeds, so they should agree
+throughout). Settings: temperature 0.8 over the whole vocabulary (OpenAI semantics), the same
+with llama-server's default truncation (top-k 40, top-p 0.95, min-p 0.05), and greedy.
+
+    .venv/bin/python bench/sampling_cost.py [--sequences 1,4,8,16] [--steps 32] [--threads 2]
+
+Numbers are only meaningful on a quiet machine (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import llama_cpp as lc
+
+from gemma_service.bench.prompts import load_prompt
+from gemma_service.chat.prompt import Message, build_gemma_prompt
+from gemma_service.config import ServiceSettings
+from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
+from gemma_service.engine.llama_chain import llama_sampler_chain
+from gemma_service.engine.protocol import SamplingParams
+from gemma_service.engine.scheduler import Chunk, StepPlan
+from gemma_service.model_files import prepare_default_model
+
+SETTINGS = {
+    "temperature 0.8, no truncation": SamplingParams(temperature=0.8),
+    "temperature 0.8, top-k 40, top-p 0.95, min-p 0.05": SamplingParams(
+        temperature=0.8, top_k=40, top_p=0.95, min_p=0.05
+    ),
+    "greedy": SamplingParams(temperature=0.0),
+}
+
+
+class ComparingBackend(LlamaBackend):
+    """Samples every step twice, with llama.cpp's chains and with the batched sampler, and
+    times both; the batched sampler's tokens drive the sequences on."""
+
+    chains: dict[str, Any]
+    chain_s: list[float]
+    batched_s: list[float]
+    same: int
+    total: int
+
+    def start_timing(self, chains: dict[str, Any]) -> None:
+        self.chains, self.chain_s, self.batched_s, self.same, self.total = chains, [], [], 0, 0
+
+    def _sample_step(self, sample_at: dict[str, int]) -> Any:
+        started = time.perf_counter()
+        theirs = {
+            rid: lc.llama_sampler_sample(self.chains[rid], self._ctx, idx)
+            for rid, idx in sample_at.items()
+        }
+        between = time.perf_counter()
+        logits, rows, ours = super()._sample_step(sample_at)
+        self.chain_s.append(between - started)
+        self.batched_s.append(time.perf_counter() - between)
+        self.same += sum(ours[rid] == theirs[rid] for rid in ours)
+        self.total += len(ours)
+        return logits, rows, ours
+
+
+def measure(
+    backend: ComparingBackend, n: int, params: SamplingParams, steps: int
+) -> tuple[float, float, float, int]:
+    """(chain ms, batched ms per sequence per decode step, share of equal tokens, exact draws)."""
+    ids = [f"r{i}" for i in range(n)]
+    prompts = [
+        backend.tokenize(
+            build_gemma_prompt([Message("user", load_prompt(i))]).render(),
+            add_special=True,
+            parse_special=True,
+        )
+        for i in range(n)
+    ]
+    chains = {}
+    for i, rid in enumerate(ids):
+        p = SamplingParams(
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            seed=1000 + i,
+        )
+        backend.add_sampler(rid, p)
+        chains[rid] = llama_sampler_chain(p, backend.info.n_vocab)
+    exact_before = backend._sampling.exact_draws
+    try:
+        backend.start_timing(chains)
+        plan = StepPlan(
+            clear_slots=list(range(n)),
+            chunks=[
+                Chunk(rid, i, p, 0, True)
+                for i, (rid, p) in enumerate(zip(ids, prompts, strict=True))
+            ],
+        )
+        tokens = {rid: s.token for rid, s in backend.execute(plan, {}).items()}
+        backend.start_timing(chains)  # decode steps only: a prefill step is not typical
+        for step in range(steps):
+            plan = StepPlan(
+                chunks=[
+                    Chunk(rid, i, [tokens[rid]], len(prompts[i]) + step, True)
+                    for i, rid in enumerate(ids)
+                ]
+            )
+            tokens = {rid: s.token for rid, s in backend.execute(plan, {}).items()}
+    finally:
+        for rid in ids:
+            backend.remove_sampler(rid)
+            lc.llama_sampler_free(chains[rid])
+    per_seq = 1000 / n
+    return (
+        statistics.median(backend.chain_s) * per_seq,
+        statistics.median(backend.batched_s) * per_seq,
+        backend.same / max(1, backend.total),
+        backend._sampling.exact_draws - exact_before,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", default="1,4,8,16")
+    parser.add_argument("--steps", type=int, default=32, help="decode steps per measurement")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    levels = [int(c) for c in args.sequences.split(",")]
+    model = prepare_default_model(ServiceSettings().model_cache_dir, progress=False)
+    config = LlamaConfig(model, "gemma", 4096 * max(levels), 512, max(levels), args.threads, 0)
+    backend = ComparingBackend(config)
+    rows = []
+    try:
+        for name, params in SETTINGS.items():
+            for n in levels:
+                chain_ms, batched_ms, same, exact = measure(backend, n, params, args.steps)
+                rows.append((name, n, chain_ms, batched_ms, same, exact))
+                print(f"{name}, {n} sequences: done", flush=True)
+    finally:
+        backend.close()
+    print(
+        f"\n{args.threads} threads, median of {args.steps} decode steps, "
+        f"{backend.info.n_vocab} tokens"
+    )
+    print(
+        "| settings | sequences | llama.cpp chain, ms/seq/step | batched, ms/seq/step "
+        "| speed-up | same token | exact redraws |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, n, chain_ms, batched_ms, same, exact in rows:
+        print(
+            f"| {name} | {n} | {chain_ms:.2f} | {batched_ms:.2f} | {chain_ms / batched_ms:.1f}x "
+            f"| {same:.1%} | {exact} of {n * args.steps} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

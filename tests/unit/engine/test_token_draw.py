@@ -1,0 +1,99 @@
+"""The dist draw: the fast full-vocabulary path picks what exact arithmetic picks, and the
+tokens it draws follow the softmax."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from gemma_service.engine.sampling_numerics import Mt19937Uniform, expf
+from gemma_service.engine.token_draw import DrawBuffers, draw_candidates, draw_full_vocabulary
+
+V = 262_144
+
+
+def gemma_like_logits(seed: int, temperature: float = 1.0) -> npt.NDArray[np.float32]:
+    """A vocabulary of logits shaped like a small LM's: a broad body and a few strong tokens."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(-2.0, 2.5, V).astype(np.float32)
+    logits[rng.integers(0, V, 12)] += rng.uniform(8, 16, 12).astype(np.float32)
+    return (logits / np.float32(temperature)).astype(np.float32)
+
+
+def exact_draw(logits: npt.NDArray[np.float32], u: float) -> int:
+    """llama.cpp's loop, transcribed: expf in float, running sum in double, first >= target."""
+    probs = expf(logits - logits.max())
+    running = np.cumsum(probs, dtype=np.float64)  # numpy's cumsum adds in order
+    return int(np.searchsorted(running, running[-1] * u, side="left"))
+
+
+def test_fast_draw_equals_exact_draw_for_random_numbers() -> None:
+    buffers = DrawBuffers(V)
+    for seed in range(4):
+        logits = gemma_like_logits(seed, temperature=0.8)
+        uniform = Mt19937Uniform(seed)
+        for _ in range(200):
+            u = uniform.next()
+            assert draw_full_vocabulary(logits, u, buffers) == exact_draw(logits, u)
+
+
+def test_draws_at_the_edge_of_a_token_fall_back_to_exact_arithmetic() -> None:
+    """A target a hair from a boundary is where np.exp's last-ulp errors could pick the
+    neighbour; those draws must be redone exactly, and still agree."""
+    logits = gemma_like_logits(11)
+    running = np.cumsum(expf(logits - logits.max()), dtype=np.float64)
+    buffers = DrawBuffers(V)
+    rng = np.random.default_rng(5)
+    for i in rng.integers(1, V - 1, 300):
+        for nudge in (-1e-12, 0.0, 1e-12):
+            u = float(running[i] / running[-1]) + nudge
+            assert draw_full_vocabulary(logits, u, buffers) == exact_draw(logits, u)
+    assert buffers.exact_draws > 0
+
+
+def test_draw_among_candidates_walks_them_in_their_order() -> None:
+    logits = np.array([3.0, 1.0, 2.0], dtype=np.float32)
+    probs = expf(logits - np.float32(3.0)).astype(np.float64)
+    edge = probs[0] / probs.sum()
+    assert draw_candidates(logits, False, edge * 0.999) == 0
+    assert draw_candidates(logits, False, edge * 1.001) == 1  # next in order, not by logit
+    assert draw_candidates(np.array([5.0], dtype=np.float32), True, 0.99) == 0
+
+
+def test_drawn_tokens_follow_the_softmax() -> None:
+    """Chi-square of 20,000 draws against the exact softmax, over the 12 strong tokens and
+    the rest of the vocabulary as one bucket."""
+    logits = gemma_like_logits(21, temperature=0.8)
+    probs = np.exp(logits.astype(np.float64) - float(logits.max()))
+    probs /= probs.sum()
+    strong = np.argsort(-probs)[:12]
+    buckets = {int(t): i for i, t in enumerate(strong)}
+    expected = np.append(probs[strong], 1.0 - probs[strong].sum())
+    counts = np.zeros(len(expected))
+    buffers = DrawBuffers(V)
+    n = 20_000
+    uniform = Mt19937Uniform(2024)
+    for _ in range(n):
+        token = draw_full_vocabulary(logits, uniform.next(), buffers)
+        counts[buckets.get(token, len(expected) - 1)] += 1
+    chi2 = float(np.sum((counts - n * expected) ** 2 / (n * expected)))
+    assert chi2 < chi2_critical(len(expected) - 1, 1e-4), (chi2, counts, n * expected)
+
+
+def chi2_critical(df: int, alpha: float) -> float:
+    """The chi-square value exceeded with probability ``alpha`` (Wilson-Hilferty)."""
+    z = _normal_quantile(1 - alpha)
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def _normal_quantile(p: float) -> float:
+    low, high = -10.0, 10.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
+            low = mid
+        else:
+            high = mid
+    return low
