@@ -99,16 +99,16 @@ def _top_p_vocabulary(logits: F32, p: np.float32) -> Candidates:
 def _nucleus(logits: F32, total: np.float32, p: np.float32, margin: float) -> Ids | None:
     """The sorted ids top-p keeps, given the float32 sum ``total`` of every ``expf``; None when
     the cutoff lies within ``margin`` (relative) of ``p``, where ``total``'s error could move
-    it. Only the highest logits are sorted, widening until their cumulative share reaches p."""
+    it. Only the highest logits are sorted: 64, then 8 times more until their share reaches p."""
     top = logits.max()
-    width = np.float32(8.0)
+    k = 64
     while True:
-        ids = descending(logits, np.flatnonzero(logits >= top - width))
+        ids = top_ids(logits, min(k, logits.size))
         cumulative = np.cumsum(expf(logits[ids] - top) / total, dtype=np.float32)
         reached = np.flatnonzero(cumulative >= p)
         if reached.size or ids.size == logits.size:
             break
-        width *= 2
+        k *= 8
     if not reached.size:
         return ids  # rounding kept the sum below p: llama.cpp keeps every candidate
     keep = int(reached[0]) + 1
