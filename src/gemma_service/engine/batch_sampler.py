@@ -73,8 +73,8 @@ class SequenceSampler:
         """The token for one row of logits (read, never written)."""
         if self.greedy:
             return self._argmax(logits, buffers)
-        if self.truncates:
-            row = self._adjusted(logits)
+        if self.truncates:  # (truncation reads the row, never writes it)
+            row = self._adjusted(logits, buffers.shifted) if self.adjust.active else logits
             c = truncate(row, self.top_k, self.top_p, self.min_p)
             scaled = (c.logits / self.temperature).astype(np.float32)
             return int(c.ids[draw_candidates(scaled, c.ordered, self.uniform.next())])
@@ -98,17 +98,12 @@ class SequenceSampler:
             return int(np.argmax(logits))  # the first maximum, as llama.cpp's greedy picks
         return int(np.argmax(self._adjusted(logits, buffers.shifted)))
 
-    def _adjusted(self, logits: F32, out: F32 | None = None) -> F32:
-        """The logits after bias and penalties, in ``out`` or a new array."""
-        if out is None:
-            row = logits.copy()
-        else:
-            row = out
-            np.copyto(row, logits)
-        if self.adjust.active:
-            ids, values = self.adjust.changes(logits)
-            row[ids] = values
-        return row
+    def _adjusted(self, logits: F32, out: F32) -> F32:
+        """The logits after bias and penalties, written to ``out``."""
+        np.copyto(out, logits)
+        ids, values = self.adjust.changes(logits)
+        out[ids] = values
+        return out
 
     def free(self) -> None:
         if self.constraint is not None:

@@ -138,10 +138,14 @@ def our_tokens(params: SamplingParams, rows: list[F32]) -> list[int]:
 
 
 def compare(rows: list[F32], setting: str, seeds: range) -> None:
+    seen = set()
     for seed in seeds:
         params = SamplingParams(seed=seed, **SETTINGS[setting])
         theirs = list(chain_tokens(params, rows))
         assert our_tokens(params, rows) == theirs, f"{setting}, seed {seed}"
+        seen.add(tuple(theirs))
+    if SETTINGS[setting]["temperature"] > 0:
+        assert len(seen) > 1, "every seed drew the same tokens: nothing was compared"
 
 
 @pytest.mark.parametrize("setting", list(SETTINGS))
@@ -163,3 +167,33 @@ def test_same_tokens_with_logit_bias(model_rows: list[F32]) -> None:
         for extra in ({"temperature": 0.0}, {"temperature": 0.8}, {"temperature": 0.8, "top_k": 5}):
             params = SamplingParams(seed=seed, logit_bias=bias, **extra)
             assert our_tokens(params, model_rows) == list(chain_tokens(params, model_rows))
+
+
+def test_top_p_right_at_a_cutoff_keeps_what_llama_cpp_keeps(synthetic_rows: list[F32]) -> None:
+    """top_p equal to a running share (in float32) is the case the fast normaliser cannot
+    call; the exact one must then keep the same tokens as llama.cpp's top-p stage."""
+    from gemma_service.engine.sampling_numerics import expf, ordered_sum_f32
+    from gemma_service.engine.truncation import truncate
+
+    row = synthetic_rows[1]
+    probs = expf(row - row.max())
+    probs /= ordered_sum_f32(probs)
+    order = np.lexsort((np.arange(V), -row))
+    shares = np.cumsum(probs[order[:50]], dtype=np.float32)
+    for k in (3, 10, 40):
+        for top_p in (shares[k], np.nextafter(shares[k], np.float32(1))):
+            kept = truncate(row, 0, np.float32(top_p), np.float32(0)).ids
+            assert kept.tolist() == llama_top_p(row, float(top_p))
+
+
+def llama_top_p(row: F32, top_p: float) -> list[int]:
+    """The token ids llama.cpp's top-p stage keeps, in its order."""
+    data = np.zeros(V, dtype=TOKEN_DATA)
+    data["id"] = np.arange(V, dtype=np.int32)
+    data["logit"] = row
+    pointer = data.ctypes.data_as(ctypes.POINTER(lc.llama_token_data))
+    array = lc.llama_token_data_array(pointer, V, -1, False)
+    stage = lc.llama_sampler_init_top_p(top_p, 1)
+    lc.llama_sampler_apply(stage, ctypes.byref(array))
+    lc.llama_sampler_free(stage)
+    return data["id"][: array.size].tolist()
