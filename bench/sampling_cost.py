@@ -16,6 +16,7 @@ Numbers are only meaningful on a quiet machine (see bench/README.md).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any
@@ -135,6 +136,7 @@ def main() -> None:
     model = prepare_default_model(ServiceSettings().model_cache_dir, progress=False)
     config = LlamaConfig(model, "gemma", 4096 * max(levels), 512, max(levels), args.threads, 0)
     backend = ComparingBackend(config)
+    load_at_start = os.getloadavg()
     rows = []
     try:
         for name, params in SETTINGS.items():
@@ -146,7 +148,8 @@ def main() -> None:
         backend.close()
     print(
         f"\n{args.threads} threads, median of {args.steps} decode steps, "
-        f"{backend.info.n_vocab} tokens"
+        f"{backend.info.n_vocab} tokens; load average {_load(load_at_start)} at start, "
+        f"{_load(os.getloadavg())} at end"
     )
     print(
         "| settings | sequences | llama.cpp chain, ms/seq/step | batched, ms/seq/step "
@@ -158,6 +161,10 @@ def main() -> None:
             f"| {name} | {n} | {chain_ms:.2f} | {batched_ms:.2f} | {chain_ms / batched_ms:.1f}x "
             f"| {same:.1%} | {exact} of {n * args.steps} |"
         )
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
 
 
 if __name__ == "__main__":
