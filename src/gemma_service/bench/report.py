@@ -25,6 +25,16 @@ THROUGHPUT_TARGETS = (
     ThroughputTarget(16, LLAMA_SERVER, 1.1),
     ThroughputTarget(8, LLAMA_CPP_PYTHON, 5.0),
 )
+# The targets of issue 15, for sampled runs: with every server sampling the same distribution
+# (temperature only: top_k 0, top_p 1, min_p 0 sent to all), and with the peers' own defaults.
+SAMPLED_SAME_DISTRIBUTION_TARGETS = (
+    ThroughputTarget(8, LLAMA_SERVER, 1.1),
+    ThroughputTarget(16, LLAMA_SERVER, 1.1),
+)
+SAMPLED_PEER_DEFAULTS_TARGETS = (
+    ThroughputTarget(8, LLAMA_SERVER, 1.0),
+    ThroughputTarget(16, LLAMA_SERVER, 1.0),
+)
 PREFIX_TARGET_MAX_RATIO = 0.25
 _PLOT_ORDER = (OURS, LLAMA_SERVER, LLAMA_CPP_PYTHON)
 
@@ -116,14 +126,30 @@ def prefix_table(run: BenchRun) -> str:
     return _markdown(rows) if len(rows) > 2 else ""
 
 
+def targets_for(settings: dict[str, object]) -> tuple[str, tuple[ThroughputTarget, ...]]:
+    """The issue whose throughput targets apply to a run with these settings, and those."""
+    temperature = settings.get("temperature")
+    if not isinstance(temperature, int | float) or temperature <= 0:
+        return "issue 3", THROUGHPUT_TARGETS
+    untruncated = {"top_k": 0, "top_p": 1.0, "min_p": 0.0}
+    if all(settings.get(k) is not None and settings[k] == v for k, v in untruncated.items()):
+        return "issue 15, every server sampling the same distribution", (
+            SAMPLED_SAME_DISTRIBUTION_TARGETS
+        )
+    return "issue 15, each server's own sampling defaults", SAMPLED_PEER_DEFAULTS_TARGETS
+
+
 def targets_table(run: BenchRun) -> str:
-    """Markdown: each issue-3 target, what was measured, and whether it was met."""
+    """Markdown: each target of the run's mode, what was measured, and whether it was met."""
+    issue, targets = targets_for(run.settings)
     rows = [["target", "measured", "met"], ["---", "---:", ":---:"]]
-    for t in THROUGHPUT_TARGETS:
+    for t in targets:
         ratio = _ratio(_rate(run, OURS, t.concurrency), _rate(run, t.peer, t.concurrency))
         label = f"{t.concurrency} client(s): ours ≥ {t.min_ratio} × {t.peer}"
         met = None if ratio is None else ratio >= t.min_ratio
         rows.append([label, _fmt(ratio, "{:.2f}x"), _verdict(met)])
+    if issue != "issue 3":
+        return _markdown(rows)
     ours = run.server(OURS)
     prefix_ratio = ours.prefix.warm_to_cold_ratio if ours and ours.prefix else None
     rows.append([
@@ -178,7 +204,8 @@ def full_report(run: BenchRun) -> str:
         "Aggregate throughput (generated tokens/s):\n\n" + throughput_table(run),
     ]
     if run.server(OURS) and len(run.servers) > 1:
-        parts.append("Targets (issue 3):\n\n" + targets_table(run))
+        issue, _ = targets_for(run.settings)
+        parts.append(f"Targets ({issue}):\n\n" + targets_table(run))
     parts.append(
         "Latency (TTFT: time to first token; ITL: gap between streamed chunks):\n\n"
         + latency_table(run)
