@@ -42,37 +42,69 @@ SETTINGS = {
 
 
 class ComparingBackend(LlamaBackend):
-    """Samples every step twice, with llama.cpp's chains and with the batched sampler, and
-    times both; the batched sampler's tokens drive the sequences on."""
+    """Samples every step twice, with llama.cpp's chains and with the batched sampler, in
+    alternating order, timing both (wall clock, and CPU time over all the threads each uses);
+    the batched sampler's tokens drive the sequences on."""
 
     chains: dict[str, Any]
-    chain_s: list[float]
-    batched_s: list[float]
+    timings: dict[str, list[float]]
     same: int
     total: int
 
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__(config)
+        self._group_cpu = 0.0
+        draw_group = self._sampling._draw_group
+
+        def timed_group(*args: Any) -> Any:  # CPU time of each thread's share of a step
+            started = time.thread_time()
+            try:
+                return draw_group(*args)
+            finally:
+                self._group_cpu += time.thread_time() - started
+
+        self._sampling._draw_group = timed_group  # type: ignore[method-assign]
+
     def start_timing(self, chains: dict[str, Any]) -> None:
-        self.chains, self.chain_s, self.batched_s, self.same, self.total = chains, [], [], 0, 0
+        self.chains, self.same, self.total = chains, 0, 0
+        self.timings = {"chain": [], "chain cpu": [], "batched": [], "batched cpu": []}
 
     def _sample_step(self, sample_at: dict[str, int]) -> Any:
-        started = time.perf_counter()
-        theirs = {
+        if len(self.timings["chain"]) % 2:
+            result = self._batched(sample_at)
+            theirs = self._chain(sample_at)
+        else:
+            theirs = self._chain(sample_at)
+            result = self._batched(sample_at)
+        ours = result[2]
+        self.same += sum(ours[rid] == theirs[rid] for rid in ours)
+        self.total += len(ours)
+        return result
+
+    def _chain(self, sample_at: dict[str, int]) -> dict[str, int]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        tokens = {
             rid: lc.llama_sampler_sample(self.chains[rid], self._ctx, idx)
             for rid, idx in sample_at.items()
         }
-        between = time.perf_counter()
-        logits, rows, ours = super()._sample_step(sample_at)
-        self.chain_s.append(between - started)
-        self.batched_s.append(time.perf_counter() - between)
-        self.same += sum(ours[rid] == theirs[rid] for rid in ours)
-        self.total += len(ours)
-        return logits, rows, ours
+        self.timings["chain cpu"].append(time.thread_time() - cpu)
+        self.timings["chain"].append(time.perf_counter() - wall)
+        return tokens
+
+    def _batched(self, sample_at: dict[str, int]) -> Any:
+        self._group_cpu = 0.0
+        wall = time.perf_counter()
+        result = super()._sample_step(sample_at)
+        self.timings["batched"].append(time.perf_counter() - wall)
+        self.timings["batched cpu"].append(self._group_cpu)
+        return result
 
 
 def measure(
     backend: ComparingBackend, n: int, params: SamplingParams, steps: int
-) -> tuple[float, float, float, int]:
-    """(chain ms, batched ms per sequence per decode step, share of equal tokens, exact draws)."""
+) -> tuple[dict[str, float], float, int]:
+    """(median ms per sequence per decode step of each timing, share of equal tokens, exact
+    redraws)."""
     ids = [f"r{i}" for i in range(n)]
     prompts = [
         backend.tokenize(
@@ -118,9 +150,9 @@ def measure(
             backend.remove_sampler(rid)
             lc.llama_sampler_free(chains[rid])
     per_seq = 1000 / n
+    medians = {k: statistics.median(v) * per_seq for k, v in backend.timings.items()}
     return (
-        statistics.median(backend.chain_s) * per_seq,
-        statistics.median(backend.batched_s) * per_seq,
+        medians,
         backend.same / max(1, backend.total),
         backend._sampling.exact_draws - exact_before,
     )
@@ -141,8 +173,8 @@ def main() -> None:
     try:
         for name, params in SETTINGS.items():
             for n in levels:
-                chain_ms, batched_ms, same, exact = measure(backend, n, params, args.steps)
-                rows.append((name, n, chain_ms, batched_ms, same, exact))
+                ms, same, exact = measure(backend, n, params, args.steps)
+                rows.append((name, n, ms, same, exact))
                 print(f"{name}, {n} sequences: done", flush=True)
     finally:
         backend.close()
@@ -152,14 +184,15 @@ def main() -> None:
         f"{_load(os.getloadavg())} at end"
     )
     print(
-        "| settings | sequences | llama.cpp chain, ms/seq/step | batched, ms/seq/step "
-        "| speed-up | same token | exact redraws |"
+        "| settings | sequences | llama.cpp chain, ms/seq/step (wall / CPU) "
+        "| batched, ms/seq/step (wall / CPU) | speed-up (wall) | same token | exact redraws |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, n, chain_ms, batched_ms, same, exact in rows:
+    for name, n, ms, same, exact in rows:
         print(
-            f"| {name} | {n} | {chain_ms:.2f} | {batched_ms:.2f} | {chain_ms / batched_ms:.1f}x "
-            f"| {same:.1%} | {exact} of {n * args.steps} |"
+            f"| {name} | {n} | {ms['chain']:.2f} / {ms['chain cpu']:.2f} "
+            f"| {ms['batched']:.2f} / {ms['batched cpu']:.2f} "
+            f"| {ms['chain'] / ms['batched']:.1f}x | {same:.1%} | {exact} of {n * args.steps} |"
         )
 
 
