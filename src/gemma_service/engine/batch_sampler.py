@@ -74,18 +74,12 @@ class SequenceSampler:
         if self.greedy:
             return self._argmax(logits, buffers)
         if self.truncates:  # (truncation reads the row, never writes it)
-            row = self._adjusted(logits, buffers.shifted) if self.adjust.active else logits
+            row = self._adjusted(logits, buffers.scaled) if self.adjust.active else logits
             c = truncate(row, self.top_k, self.top_p, self.min_p)
             scaled = (c.logits / self.temperature).astype(np.float32)
             return int(c.ids[draw_candidates(scaled, c.ordered, self.uniform.next())])
-        if self.temperature == 1.0 and not self.adjust.active:
-            return draw_full_vocabulary(logits, self.uniform.next(), buffers)
-        scaled = buffers.shifted
-        np.divide(logits, self.temperature, out=scaled)
-        if self.adjust.active:
-            ids, values = self.adjust.changes(logits)
-            scaled[ids] = values / self.temperature
-        return draw_full_vocabulary(scaled, self.uniform.next(), buffers)
+        changes = self.adjust.changes(logits) if self.adjust.active else None
+        return draw_full_vocabulary(logits, self.temperature, self.uniform.next(), buffers, changes)
 
     def accept(self, token: int, end_of_generation: bool) -> None:
         """Record the sampled token (the penalty window; the grammar's state unless it ends)."""
@@ -96,7 +90,7 @@ class SequenceSampler:
     def _argmax(self, logits: F32, buffers: DrawBuffers) -> int:
         if not self.adjust.active:
             return int(np.argmax(logits))  # the first maximum, as llama.cpp's greedy picks
-        return int(np.argmax(self._adjusted(logits, buffers.shifted)))
+        return int(np.argmax(self._adjusted(logits, buffers.scaled)))
 
     def _adjusted(self, logits: F32, out: F32) -> F32:
         """The logits after bias and penalties, written to ``out``."""

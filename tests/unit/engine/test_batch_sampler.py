@@ -14,6 +14,7 @@ from gemma_service.engine.token_draw import DrawBuffers, draw_full_vocabulary
 
 V = 4096
 EOS = 1
+ONE = np.float32(1.0)
 
 
 def logits_rows(n: int, seed: int = 0) -> npt.NDArray[np.float32]:
@@ -70,7 +71,7 @@ def test_each_request_draws_with_its_own_seeded_generator(threads: int) -> None:
     together = run(sampler, rows, ids)
     buffers = DrawBuffers(V)
     alone = [
-        draw_full_vocabulary(rows[i] / np.float32(0.7), Mt19937Uniform(100 + i).next(), buffers)
+        draw_full_vocabulary(rows[i], np.float32(0.7), Mt19937Uniform(100 + i).next(), buffers)
         for i in range(16)
     ]
     assert together == alone
@@ -149,9 +150,9 @@ def test_grammar_keeps_an_allowed_draw_and_redraws_a_rejected_one() -> None:
     masked = rows[0].copy()
     masked[1::2] = -np.inf
     for _ in range(30):
-        token = draw_full_vocabulary(rows[0].copy(), uniform.next(), buffers)
+        token = draw_full_vocabulary(rows[0], ONE, uniform.next(), buffers)
         if token % 2:
-            token = draw_full_vocabulary(masked.copy(), uniform.next(), buffers)
+            token = draw_full_vocabulary(masked, ONE, uniform.next(), buffers)
         replay.append(token)
     assert replay == tokens
     assert 0 < grammar.masks < 30  # some draws were allowed as drawn

@@ -12,6 +12,7 @@ from gemma_service.engine.sampling_numerics import Mt19937Uniform, expf
 from gemma_service.engine.token_draw import DrawBuffers, draw_candidates, draw_full_vocabulary
 
 V = 32_768  # the logic is size-independent; a smaller vocabulary keeps the tests quick
+ONE = np.float32(1.0)
 
 
 def gemma_like_logits(seed: int, temperature: float = 1.0, n: int = V) -> npt.NDArray[np.float32]:
@@ -35,13 +36,29 @@ def exact_draw(running: npt.NDArray[np.float64], u: float) -> int:
 
 def test_fast_draw_equals_exact_draw_for_random_numbers() -> None:
     buffers = DrawBuffers(V)
+    temperature = np.float32(0.8)
     for seed in range(4):
-        logits = gemma_like_logits(seed, temperature=0.8)
-        running = running_sums(logits)
+        logits = gemma_like_logits(seed)
+        running = running_sums(logits / temperature)  # llama.cpp's temp stage: l / t in float
         uniform = Mt19937Uniform(seed)
         for _ in range(200):
             u = uniform.next()
-            assert draw_full_vocabulary(logits, u, buffers) == exact_draw(running, u)
+            assert draw_full_vocabulary(logits, temperature, u, buffers) == exact_draw(running, u)
+
+
+def test_changed_logits_are_drawn_as_if_the_row_held_them() -> None:
+    logits = gemma_like_logits(3)
+    ids = np.array([5, 77, int(np.argmax(logits))], dtype=np.int64)
+    values = np.array([12.0, 9.5, -3.0], dtype=np.float32)
+    changed = logits.copy()
+    changed[ids] = values
+    temperature = np.float32(1.3)
+    running = running_sums(changed / temperature)
+    buffers, uniform = DrawBuffers(V), Mt19937Uniform(4)
+    for _ in range(200):
+        u = uniform.next()
+        token = draw_full_vocabulary(logits, temperature, u, buffers, (ids, values))
+        assert token == exact_draw(running, u)
 
 
 def test_draws_at_the_edge_of_a_token_fall_back_to_exact_arithmetic() -> None:
@@ -54,7 +71,7 @@ def test_draws_at_the_edge_of_a_token_fall_back_to_exact_arithmetic() -> None:
     for i in rng.integers(1, V - 1, 100):
         for nudge in (-1e-12, 0.0, 1e-12):
             u = float(running[i] / running[-1]) + nudge
-            assert draw_full_vocabulary(logits, u, buffers) == exact_draw(running, u)
+            assert draw_full_vocabulary(logits, ONE, u, buffers) == exact_draw(running, u)
     assert buffers.exact_draws > 0
 
 
@@ -81,7 +98,7 @@ def test_drawn_tokens_follow_the_softmax() -> None:
     n = 10_000
     uniform = Mt19937Uniform(2024)
     for _ in range(n):
-        token = draw_full_vocabulary(logits, uniform.next(), buffers)
+        token = draw_full_vocabulary(logits, ONE, uniform.next(), buffers)
         counts[buckets.get(token, len(expected) - 1)] += 1
     chi2 = float(np.sum((counts - n * expected) ** 2 / (n * expected)))
     assert chi2 < chi2_critical(len(expected) - 1, 1e-4), (chi2, counts, n * expected)
@@ -102,3 +119,13 @@ def _normal_quantile(p: float) -> float:
         else:
             high = mid
     return low
+
+
+def test_vocabularies_that_do_not_fill_the_last_block_or_chunk() -> None:
+    for n in (1, 1000, 5000, 70_001):
+        logits = gemma_like_logits(n, n=n)
+        running = running_sums(logits)
+        buffers, uniform = DrawBuffers(n), Mt19937Uniform(n)
+        for _ in range(50):
+            u = uniform.next()
+            assert draw_full_vocabulary(logits, ONE, u, buffers) == exact_draw(running, u)
