@@ -14,11 +14,14 @@ from gemma_service.memory.models import (
     SearchFilters,
     as_aware_utc,
 )
+from gemma_service.memory.owner_columns import add_owner_column_postgres
+from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
 from gemma_service.memory.store import (
     EmbeddingDimensionMismatchError,
     MemoryConfigError,
     check_embedding,
     lexical_terms,
+    require_owners,
 )
 
 _SCHEMA = """
@@ -46,13 +49,15 @@ CREATE INDEX IF NOT EXISTS memory_items_conversation ON memory_items (conversati
 """
 _ITEM_COLUMNS = (
     "id, text, kind, speaker, ts, emotion, source, conversation_id, metadata, parent_id, "
-    "chunk_index, chunk_count, created_at"
+    "chunk_index, chunk_count, created_at, owner"
 )
 
 
-def filter_clause(filters: SearchFilters) -> tuple[str, list[Any]]:
-    """SQL conditions on memory_items for the set filters (always a valid AND term)."""
-    conditions, params = ["TRUE"], list[Any]()
+def filter_clause(filters: SearchFilters, scope: OwnerScope) -> tuple[str, list[Any]]:
+    """SQL conditions on memory_items for the caller's scope and the set filters (always a
+    valid AND term)."""
+    owned, owner_params = scope.sql(placeholder="%s")
+    conditions, params = [owned], list[Any](owner_params)
     for column, operator, value in (
         ("speaker", "=", filters.speaker),
         ("kind", "=", filters.kind),
@@ -80,7 +85,9 @@ def vector_literal(values: Sequence[float]) -> str:
 class PostgresMemoryStore:
     """MemoryStore on PostgreSQL + pgvector; one connection per thread."""
 
-    def __init__(self, url: str, embedding_dim: int | None) -> None:
+    def __init__(
+        self, url: str, embedding_dim: int | None, *, legacy_owner: str = LOCAL_OWNER
+    ) -> None:
         try:
             import psycopg
         except ImportError as exc:
@@ -94,6 +101,7 @@ class PostgresMemoryStore:
         self._connections: list[Any] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self._legacy_owner = legacy_owner
         try:
             self._embedding_dim = self._prepare_schema(embedding_dim)
         except BaseException:
@@ -131,6 +139,7 @@ class PostgresMemoryStore:
                     f"the memory database lacks the pgvector extension: {exc}"
                 ) from exc
             conn.execute(_SCHEMA)
+            add_owner_column_postgres(conn, self._legacy_owner)
             row = conn.execute(
                 "SELECT value FROM memory_meta WHERE key = 'embedding_dim'"
             ).fetchone()
@@ -154,6 +163,7 @@ class PostgresMemoryStore:
         )
 
     def add(self, records: Sequence[MemoryRecord]) -> list[str]:
+        require_owners(records)
         for record in records:
             if record.embedding is not None:
                 check_embedding(record.embedding, self._embedding_dim)
@@ -181,6 +191,7 @@ class PostgresMemoryStore:
             item.chunk_index,
             item.chunk_count,
             item.created_at,
+            item.owner,
         ]
         columns, marks = _ITEM_COLUMNS, ", ".join(["%s"] * len(values))
         if record.embedding is not None:
@@ -189,26 +200,33 @@ class PostgresMemoryStore:
             values.append(vector_literal(record.embedding))
         cursor.execute(f"INSERT INTO memory_items ({columns}) VALUES ({marks})", values)
 
-    def get(self, item_id: str) -> MemoryItem | None:
-        return self.get_many([item_id]).get(item_id)
+    def get(self, item_id: str, *, scope: OwnerScope) -> MemoryItem | None:
+        return self.get_many([item_id], scope=scope).get(item_id)
 
-    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
+    def get_many(self, item_ids: Sequence[str], *, scope: OwnerScope) -> dict[str, MemoryItem]:
         if not item_ids:
             return {}
+        owned, owner_params = scope.sql(placeholder="%s")
         rows = self._connect().execute(
-            f"SELECT {_ITEM_COLUMNS} FROM memory_items WHERE id = ANY(%s)", (list(item_ids),)
+            f"SELECT {_ITEM_COLUMNS} FROM memory_items WHERE id = ANY(%s) AND {owned}",
+            [list(item_ids), *owner_params],
         )
         return {row[0]: _row_to_item(row) for row in rows}
 
-    def delete(self, item_id: str) -> bool:
-        cursor = self._connect().execute("DELETE FROM memory_items WHERE id = %s", (item_id,))
+    def delete(self, item_id: str, *, scope: OwnerScope) -> bool:
+        owned, owner_params = scope.sql(placeholder="%s")
+        cursor = self._connect().execute(
+            f"DELETE FROM memory_items WHERE id = %s AND {owned}", [item_id, *owner_params]
+        )
         return bool(cursor.rowcount)
 
-    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
+    def lexical_search(
+        self, query: str, filters: SearchFilters, limit: int, *, scope: OwnerScope
+    ) -> list[RankedId]:
         text = tsquery_text(query)
         if text is None or limit <= 0:
             return []
-        where, params = filter_clause(filters)
+        where, params = filter_clause(filters, scope)
         rows = (
             self._connect()
             .execute(
@@ -222,24 +240,36 @@ class PostgresMemoryStore:
         return [RankedId(row[0], rank, float(row[1])) for rank, row in enumerate(rows, 1)]
 
     def vector_search(
-        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int, *, scope: OwnerScope
     ) -> list[RankedId]:
         check_embedding(embedding, self._embedding_dim)
         if limit <= 0:
             return []
-        where, params = filter_clause(filters)
+        where, params = filter_clause(filters, scope)
+        query = vector_literal(embedding)
+        # The HNSW index filters after its approximate search and can return fewer than `limit`
+        # rows; filtered searches scan the filtered rows exactly instead. An owner's search
+        # tries the index first (an owner with most of the rows fills the limit from it) and
+        # scans exactly only when it came back short.
+        exact = filters != NO_FILTERS
+        rows = self._nearest(query, where, params, limit, exact=exact)
+        if len(rows) < limit and not exact and not scope.every_owner:
+            rows = self._nearest(query, where, params, limit, exact=True)
+        return [RankedId(row[0], rank, 1.0 - float(row[1])) for rank, row in enumerate(rows, 1)]
+
+    def _nearest(
+        self, query: str, where: str, params: list[Any], limit: int, *, exact: bool
+    ) -> list[Any]:
         conn = self._connect()
         with conn.transaction():
-            if filters != NO_FILTERS:
-                # The HNSW index filters after its approximate search and can return fewer than
-                # `limit` rows; for filtered searches scan the filtered rows exactly instead.
+            if exact:
                 conn.execute("SET LOCAL enable_indexscan = off")
-            rows = conn.execute(
+            rows: list[Any] = conn.execute(
                 "SELECT id, embedding <=> %s::vector AS distance FROM memory_items "
                 f"WHERE embedding IS NOT NULL AND {where} ORDER BY distance LIMIT %s",
-                [vector_literal(embedding), *params, limit],
+                [query, *params, limit],
             ).fetchall()
-        return [RankedId(row[0], rank, 1.0 - float(row[1])) for rank, row in enumerate(rows, 1)]
+        return rows
 
     def count(self) -> int:
         row = self._connect().execute("SELECT count(*) FROM memory_items").fetchone()
@@ -268,4 +298,5 @@ def _row_to_item(row: Sequence[Any]) -> MemoryItem:
         chunk_index=row[10],
         chunk_count=row[11],
         created_at=as_aware_utc(row[12]),
+        owner=row[13],
     )

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from gemma_service.memory.embedder import Embedder
 from gemma_service.memory.models import NO_FILTERS, RankedId, SearchFilters, SearchHit
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.store import MemoryStore
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,16 @@ class RetrievalResult:
 
 
 class MemoryRetriever(Protocol):
-    """Anything that answers a memory search: the local hybrid retriever or a remote service."""
+    """Anything that answers a memory search: the local hybrid retriever or a remote service.
+    A search finds only memories the caller's ``scope`` may read."""
 
     def search(
-        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int = 5
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        top_k: int = 5,
+        *,
+        scope: OwnerScope,
     ) -> RetrievalResult: ...
 
 
@@ -88,34 +95,43 @@ class Retriever:
         self._clock = clock
 
     def search(
-        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int = 5
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        top_k: int = 5,
+        *,
+        scope: OwnerScope,
     ) -> RetrievalResult:
         started = time.perf_counter()
         pool = max(self.candidates, top_k)
-        lexical = self.store.lexical_search(query, filters, pool)
-        vector, warning = self._vector_ranking(query, filters, pool)
+        lexical = self.store.lexical_search(query, filters, pool, scope=scope)
+        vector, warning = self._vector_ranking(query, filters, pool, scope)
         rankings = [lexical, vector] if self.embedder is not None else [lexical]
-        hits = self._fuse(rankings, lexical, vector)[:top_k]
+        hits = self._fuse(rankings, lexical, vector, scope)[:top_k]
         return RetrievalResult(hits, warning, time.perf_counter() - started)
 
     def _vector_ranking(
-        self, query: str, filters: SearchFilters, pool: int
+        self, query: str, filters: SearchFilters, pool: int, scope: OwnerScope
     ) -> tuple[list[RankedId], str | None]:
         if self.embedder is None or not query.strip():
             return [], None
         try:
             [embedding] = self.embedder.embed([query])
-            return self.store.vector_search(embedding, filters, pool), None
+            return self.store.vector_search(embedding, filters, pool, scope=scope), None
         except Exception as exc:
             # A broken embedder must not take memory down: words still find things.
             logger.exception("vector search failed; using lexical results only")
             return [], f"vector search failed ({type(exc).__name__}); lexical results only"
 
     def _fuse(
-        self, rankings: list[list[RankedId]], lexical: list[RankedId], vector: list[RankedId]
+        self,
+        rankings: list[list[RankedId]],
+        lexical: list[RankedId],
+        vector: list[RankedId],
+        scope: OwnerScope,
     ) -> list[SearchHit]:
         fused = reciprocal_rank_fusion(rankings, self.rrf_k)
-        items = self.store.get_many(list(fused))
+        items = self.store.get_many(list(fused), scope=scope)
         lexical_ranks = {c.id: c.rank for c in lexical}
         vector_by_id = {c.id: c for c in vector}
         now = self._clock()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
+from gemma_service.memory.owners import OwnerScope
 
 
 class MemoryConfigError(Exception):
@@ -29,7 +30,11 @@ class EmbeddingDimensionMismatchError(MemoryConfigError):
 @runtime_checkable
 class MemoryStore(Protocol):
     """Persistent memories with lexical and vector search. Methods are thread-safe and durable:
-    when ``add`` returns, the items survive a crash of the process."""
+    when ``add`` returns, the items survive a crash of the process.
+
+    Every read takes the caller's ``scope`` and applies it in the query itself: an item of an
+    owner outside the scope is never returned, counted or deleted, exactly as if it did not
+    exist."""
 
     @property
     def embedding_dim(self) -> int | None:
@@ -37,32 +42,44 @@ class MemoryStore(Protocol):
         ...
 
     def add(self, records: Sequence[MemoryRecord]) -> list[str]:
-        """Store all records in one transaction (all or nothing); return their ids in order."""
+        """Store all records in one transaction (all or nothing); return their ids in order.
+        Every item names its owner (ValueError otherwise)."""
         ...
 
-    def get(self, item_id: str) -> MemoryItem | None: ...
+    def get(self, item_id: str, *, scope: OwnerScope) -> MemoryItem | None: ...
 
-    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
-        """Items by id; unknown ids are absent from the result."""
+    def get_many(self, item_ids: Sequence[str], *, scope: OwnerScope) -> dict[str, MemoryItem]:
+        """Items by id; unknown ids, and ids of items outside the scope, are absent."""
         ...
 
-    def delete(self, item_id: str) -> bool:
-        """Remove an item; False when there was none."""
+    def delete(self, item_id: str, *, scope: OwnerScope) -> bool:
+        """Remove an item; False when there was none in the scope."""
         ...
 
-    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
+    def lexical_search(
+        self, query: str, filters: SearchFilters, limit: int, *, scope: OwnerScope
+    ) -> list[RankedId]:
         """Items matching any query term, best first. Any user text is a valid query."""
         ...
 
     def vector_search(
-        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int, *, scope: OwnerScope
     ) -> list[RankedId]:
         """Nearest items by cosine distance, best first; score is the cosine similarity."""
         ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Items of every owner (an operator's figure; never shown to a caller)."""
+        ...
 
     def close(self) -> None: ...
+
+
+def require_owners(records: Sequence[MemoryRecord]) -> None:
+    """Raise ValueError unless every record's item names its owner."""
+    for record in records:
+        if not record.item.owner:
+            raise ValueError(f"memory {record.item.id} has no owner; the store refuses it")
 
 
 # English words too common to say anything about relevance. PostgreSQL's 'english' text search
