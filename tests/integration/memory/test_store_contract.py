@@ -28,9 +28,10 @@ def item(text: str, **fields: object) -> MemoryItem:
         "kind": "transcript",
         "timestamp": T0,
         "created_at": T0,
+        "owner": "local",
     }
     values.update(fields)
-    return MemoryItem(**values, owner="local")  # type: ignore[arg-type]
+    return MemoryItem(**values)  # type: ignore[arg-type]
 
 
 def test_items_round_trip_with_every_field_and_survive_reopening(

@@ -1,0 +1,183 @@
+"""Stores made before owners existed (the layouts as shipped then, written here by hand): the
+first opening gives every row to GEMMA_LEGACY_OWNER, later openings move nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.models import MemoryItem, MemoryRecord, SearchFilters, new_memory_id
+from gemma_service.memory.owners import OwnerScope
+from gemma_service.memory.postgres_store import PostgresMemoryStore
+from gemma_service.memory.sqlite_store import SqliteMemoryStore
+from gemma_service.memory.sqlite_vectors import float32_blob
+from gemma_service.memory.store import MemoryStore
+
+ALICE, BOB, LOCAL = OwnerScope("alice"), OwnerScope("bob"), OwnerScope.local()
+OLD_ID = "mem_0123456789abcdef0123456789abcdef"
+
+SQLITE_BEFORE_OWNERS = """
+CREATE TABLE memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE memory_items (
+    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, kind TEXT NOT NULL,
+    speaker TEXT, ts_us INTEGER NOT NULL, emotion TEXT, source TEXT, conversation_id TEXT,
+    metadata TEXT NOT NULL, parent_id TEXT, chunk_index INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL, created_us INTEGER NOT NULL
+);
+CREATE INDEX memory_items_ts ON memory_items (ts_us);
+CREATE INDEX memory_items_speaker ON memory_items (speaker);
+CREATE INDEX memory_items_conversation ON memory_items (conversation_id);
+CREATE VIRTUAL TABLE memory_fts USING fts5(
+    text, content='memory_items', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER memory_items_fts_insert AFTER INSERT ON memory_items BEGIN
+    INSERT INTO memory_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TABLE memory_embeddings (rowid INTEGER PRIMARY KEY, embedding BLOB NOT NULL);
+CREATE TRIGGER memory_items_delete AFTER DELETE ON memory_items BEGIN
+    INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    DELETE FROM memory_embeddings WHERE rowid = old.rowid;
+END;
+INSERT INTO memory_meta VALUES ('embedding_dim', '2');
+"""
+POSTGRES_BEFORE_OWNERS = (
+    "CREATE EXTENSION IF NOT EXISTS vector",
+    "CREATE TABLE memory_meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE memory_items (
+        id text PRIMARY KEY, text text NOT NULL, kind text NOT NULL, speaker text,
+        ts timestamptz NOT NULL, emotion text, source text, conversation_id text,
+        metadata jsonb NOT NULL, parent_id text, chunk_index integer NOT NULL,
+        chunk_count integer NOT NULL, created_at timestamptz NOT NULL,
+        tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+        embedding vector(2)
+    )""",
+    "CREATE INDEX memory_items_tsv ON memory_items USING gin (tsv)",
+    "CREATE INDEX memory_items_embedding ON memory_items USING hnsw (embedding vector_cosine_ops)",
+    "INSERT INTO memory_meta VALUES ('embedding_dim', '2')",
+)
+CONVERSATIONS_BEFORE_OWNERS = """
+CREATE TABLE conversation_messages (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,
+    content TEXT NOT NULL, is_summary INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+INSERT INTO conversation_messages VALUES ('trip', 1, 'user', 'My cabin is 4471.', 0, 1);
+INSERT INTO conversation_messages VALUES ('trip', 2, 'assistant', 'Noted: 4471.', 0, 2);
+"""
+
+
+@dataclass
+class LegacyStore:
+    """A store location holding one memory from before owners; opens it with this version."""
+
+    open: Callable[[str], MemoryStore]
+
+
+def sqlite_before_owners(path: Path) -> None:
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(SQLITE_BEFORE_OWNERS)
+        db.execute(
+            "INSERT INTO memory_items (id, text, kind, speaker, ts_us, metadata, chunk_index, "
+            "chunk_count, created_us) VALUES (?, 'the old budget review notes', 'note', 'Sam', "
+            "0, '{}', 0, 1, 0)",
+            (OLD_ID,),
+        )
+        db.execute("INSERT INTO memory_embeddings VALUES (1, ?)", (float32_blob([1.0, 0.0]),))
+        db.commit()
+
+
+def postgres_before_owners(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        for statement in POSTGRES_BEFORE_OWNERS:
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO memory_items (id, text, kind, speaker, ts, metadata, chunk_index, "
+            "chunk_count, created_at, embedding) VALUES (%s, 'the old budget review notes', "
+            "'note', 'Sam', now(), '{}', 0, 1, now(), '[1,0]')",
+            (OLD_ID,),
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def legacy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LegacyStore]:
+    opened: list[MemoryStore] = []
+
+    def open_store(legacy_owner: str) -> MemoryStore:
+        store: MemoryStore
+        if request.param == "sqlite":
+            store = SqliteMemoryStore(tmp_path / "memory.sqlite3", 2, legacy_owner=legacy_owner)
+        else:
+            store = PostgresMemoryStore(url, 2, legacy_owner=legacy_owner)
+        opened.append(store)
+        return store
+
+    if request.param == "sqlite":
+        sqlite_before_owners(tmp_path / "memory.sqlite3")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        postgres_before_owners(url)
+    yield LegacyStore(open_store)
+    for store in opened:
+        store.close()
+
+
+def test_memories_from_before_owners_go_to_the_configured_owner(legacy: LegacyStore) -> None:
+    store = legacy.open("alice")
+
+    old = store.get(OLD_ID, scope=ALICE)
+    assert old is not None and old.owner == "alice" and old.speaker == "Sam"
+    assert store.get(OLD_ID, scope=LOCAL) is None and store.get(OLD_ID, scope=BOB) is None
+    assert [r.id for r in store.lexical_search("budget", SearchFilters(), 5, scope=ALICE)] == [
+        OLD_ID
+    ]
+    assert [r.id for r in store.vector_search([1.0, 0.1], SearchFilters(), 5, scope=ALICE)] == [
+        OLD_ID
+    ]
+    assert store.lexical_search("budget", SearchFilters(), 5, scope=BOB) == []
+
+
+def test_a_later_opening_moves_nothing_and_new_memories_keep_their_owners(
+    legacy: LegacyStore,
+) -> None:
+    store = legacy.open("alice")
+    now = datetime.now(UTC)
+    new = MemoryItem(new_memory_id(), "bob's budget", "note", now, now, owner="bob")
+    store.add([MemoryRecord(new, [1.0, 0.0])])
+    store.close()
+
+    reopened = legacy.open("carol")
+
+    assert reopened.get(OLD_ID, scope=ALICE) is not None
+    assert reopened.get(new.id, scope=BOB) == new
+    assert reopened.lexical_search("budget", SearchFilters(), 5, scope=OwnerScope("carol")) == []
+
+
+def test_conversations_from_before_owners_go_to_the_configured_owner(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.sqlite3"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(CONVERSATIONS_BEFORE_OWNERS)
+
+    store = ConversationStore(path, legacy_owner="alice")
+    assert [m.content for m in store.load("trip", owner="alice")] == [
+        "My cabin is 4471.",
+        "Noted: 4471.",
+    ]
+    assert store.load("trip", owner="local") == []
+    store.append("trip", "user", "Which deck?", owner="alice")
+    store.append("trip", "user", "bob's own trip", owner="bob")
+    store.close()
+
+    reopened = ConversationStore(path, legacy_owner="carol")
+    assert len(reopened.load("trip", owner="alice")) == 3
+    assert [m.content for m in reopened.load("trip", owner="bob")] == ["bob's own trip"]
+    assert reopened.load("trip", owner="carol") == []
+    reopened.close()
