@@ -94,7 +94,7 @@ def deployment(
         memory_url = postgres_database(request.getfixturevalue("postgres_cluster"))
         env["GEMMA_MEMORY_URL"] = memory_url
     args = ["--model", str(model_path), "--ctx-size", "4096", "--threads", "2", "--parallel", "4"]
-    server = start_server(tmp, *args, env=env)
+    server = start_server(tmp, *args, env=env, ready_timeout_s=600)
     yield Deployment(request.param, server, tmp / "data", memory_url)
     stop_server(server)
 
