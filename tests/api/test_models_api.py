@@ -27,9 +27,14 @@ def fake_named(model_id: str) -> FakeBackend:
     return fake
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = ServiceSettings(data_dir=tmp_path, embedding_model="none", max_loaded_models=2)
+def three_models(tmp_path: Path, **overrides: object) -> TestClient:
+    """An app over three fake models, "small" the default, two loaded at most."""
+    settings = ServiceSettings(
+        data_dir=tmp_path,
+        embedding_model="none",
+        max_loaded_models=2,
+        **overrides,  # type: ignore[arg-type]
+    )
     entries = []
     for model_id in ("small", "big", "other"):
         path = tmp_path / f"{model_id}.gguf"
@@ -40,7 +45,12 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         return Engine(lambda: fake_named(entry.id), engine_config(settings))
 
     pool = ModelPool(ModelCatalogue(entries, "small"), engine_for, model_budget(settings))
-    with TestClient(create_app(settings, models=pool)) as c:
+    return TestClient(create_app(settings, models=pool))
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with three_models(tmp_path) as c:
         wait_ready(c)
         yield c
 
@@ -112,3 +122,16 @@ def test_metrics_carry_the_model_label(client: TestClient) -> None:
     assert 'gemma_model_state{model="big",state="loaded"} 1.0' in text
     assert 'gemma_model_state{model="other",state="unloaded"} 1.0' in text
     assert 'gemma_model_loads_total{model="big"} 1.0' in text
+
+
+def test_only_admins_load_and_unload_on_a_server_with_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("ops:admin-key-0123456789 admin\nuser:user-key-0123456789\n")
+    with three_models(tmp_path, api_keys_file=keys) as c:
+        wait_ready(c)
+        user = {"Authorization": "Bearer user-key-0123456789"}
+        admin = {"Authorization": "Bearer admin-key-0123456789"}
+        r = c.post("/models/load", json={"model": "big"}, headers=user)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_admin"
+        assert c.post("/models/load", json={"model": "big"}, headers=admin).status_code == 200
+        assert c.post("/models/unload", json={"model": "big"}, headers=user).status_code == 403
