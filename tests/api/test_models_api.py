@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from gemma_service.config import ServiceSettings
 from gemma_service.engine.async_engine import Engine
 from gemma_service.engine.factory import engine_config
 from gemma_service.engine.fake_backend import FakeBackend
+from gemma_service.logs import JsonFormatter
 from gemma_service.models.catalogue import CatalogueEntry, ModelCatalogue
 from gemma_service.models.pool import ModelPool
 
@@ -122,6 +125,7 @@ def test_metrics_carry_the_model_label(client: TestClient) -> None:
     assert 'gemma_model_state{model="big",state="loaded"} 1.0' in text
     assert 'gemma_model_state{model="other",state="unloaded"} 1.0' in text
     assert 'gemma_model_loads_total{model="big"} 1.0' in text
+    assert 'gemma_model_tokens_total{kind="generated",model="big"} 4.0' in text
 
 
 def test_only_admins_load_and_unload_on_a_server_with_keys(tmp_path: Path) -> None:
@@ -135,3 +139,13 @@ def test_only_admins_load_and_unload_on_a_server_with_keys(tmp_path: Path) -> No
         assert r.status_code == 403 and r.json()["error"]["code"] == "not_admin"
         assert c.post("/models/load", json={"model": "big"}, headers=admin).status_code == 200
         assert c.post("/models/unload", json={"model": "big"}, headers=user).status_code == 403
+
+
+def test_the_request_log_names_the_model_that_answered(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gemma_service.requests"):
+        chat(client, "big-alias")
+    line = next(r for r in caplog.records if r.name == "gemma_service.requests")
+    assert "model=big" in line.getMessage()
+    assert json.loads(JsonFormatter().format(line))["model"] == "big"

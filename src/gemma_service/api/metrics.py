@@ -52,6 +52,12 @@ class ServiceMetrics:
         )
         self.prompt_tokens = Counter("gemma_prompt_tokens", "prompt tokens", registry=r)
         self.generation_tokens = Counter("gemma_generation_tokens", "tokens generated", registry=r)
+        self.model_tokens = Counter(
+            "gemma_model_tokens",
+            "tokens per model, prompt or generated",
+            ["model", "kind"],
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
             "gemma_time_to_first_token_seconds",
             "time from submitting a generation to its first token",

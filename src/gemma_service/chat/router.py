@@ -16,6 +16,7 @@ from gemma_service.chat.run import ChatRun
 from gemma_service.chat.service import ChatService
 from gemma_service.engine.protocol import EngineClient, ModelInfo
 from gemma_service.gpu.residency import GpuResidency
+from gemma_service.logs import note_request_field
 from gemma_service.models.pool import ModelLease, ModelPool
 
 ServiceFactory = Callable[[EngineClient, GpuResidency | None], ChatService]
@@ -37,6 +38,7 @@ class ChatRouter:
     async def start(self, job: ChatJob) -> ChatRun:
         """Admit ``job`` on the model it names; every refusal is raised here."""
         lease = await self.pool.acquire(job.model)
+        note_request_field("model", lease.model_id)
         try:
             return await self._service(lease).start(job, observers=[_HoldsModel(lease)])
         except BaseException:
