@@ -149,3 +149,12 @@ def test_the_request_log_names_the_model_that_answered(
     line = next(r for r in caplog.records if r.name == "gemma_service.requests")
     assert "model=big" in line.getMessage()
     assert json.loads(JsonFormatter().format(line))["model"] == "big"
+
+
+def test_the_native_api_picks_the_model_too(client: TestClient) -> None:
+    r = client.post("/chat", json={"model": "big", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200 and r.json()["model"] == "big"
+    r = client.post("/generate", json={"model": "other", "prompt": "Once", "max_tokens": 4})
+    assert r.status_code == 200 and r.json()["model"] == "other"
+    r = client.post("/generate", json={"model": "nope", "prompt": "Once"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
