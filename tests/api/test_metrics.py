@@ -50,9 +50,10 @@ def test_requests_are_counted_by_route_and_status(make_client: MakeClient) -> No
     client.get("/v1/models/nope", headers=key)
     text = client.get("/metrics", headers=key).text
     series = "gemma_http_requests_total"
-    assert sample(text, series, 'method="GET",route="/v1/models",status="200"') == 1
-    assert sample(text, series, 'method="GET",route="/v1/models",status="401"') == 1
-    labels = 'method="GET",route="/v1/models/{model_id:path}",status="404"'
+    openai = 'method="GET",protocol="openai"'
+    assert sample(text, series, f'{openai},route="/v1/models",status="200"') == 1
+    assert sample(text, series, f'{openai},route="/v1/models",status="401"') == 1
+    labels = f'{openai},route="/v1/models/{{model_id:path}}",status="404"'
     assert sample(text, series, labels) == 1
     assert client.get("/metrics").status_code == 401
 

@@ -17,12 +17,14 @@ from gemma_service.memory.models import (
     MemoryRecord,
     SearchFilters,
 )
+from gemma_service.memory.postgres_responses import PostgresResponseStore
 from gemma_service.memory.postgres_store import PostgresMemoryStore
 from gemma_service.memory.remote_retriever import RemoteRetriever
 from gemma_service.memory.retriever import MemoryRetriever, RecencyBias, RetrievalResult, Retriever
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 from gemma_service.memory.store import MemoryConfigError, MemoryStore
+from gemma_service.memory.stored_responses import ResponseStore, SqliteResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,14 @@ def open_store(url: str | None, data_dir: Path, embedding_dim: int | None) -> Me
     raise MemoryConfigError(
         f"GEMMA_MEMORY_URL must start with postgresql:// or sqlite:///, not {url.split(':')[0]!r}"
     )
+
+
+def open_response_store(url: str | None, data_dir: Path) -> ResponseStore:
+    """Stored responses: in PostgreSQL when GEMMA_MEMORY_URL names it (shared by replicas),
+    else in SQLite beside the conversations."""
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        return PostgresResponseStore(url)
+    return SqliteResponseStore.in_data_dir(data_dir)
 
 
 class MemoryService:

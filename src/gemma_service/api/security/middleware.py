@@ -29,7 +29,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _refuse(exc: ServiceError, scope: Scope, receive: Receive, send: Send) -> None:
-    response = error_response(exc)
+    response = error_response(exc, scope["path"])
     if isinstance(exc, AuthenticationError):
         response.headers["WWW-Authenticate"] = "Bearer"
     await response(scope, receive, send)
