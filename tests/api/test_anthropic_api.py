@@ -11,7 +11,8 @@ from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 from fastapi.testclient import TestClient
 
-from .conftest import ScriptedModel
+from .conftest import MakeClient, ScriptedModel
+from .test_structured_api import RecordingBackend
 
 MESSAGES = "/v1/messages"
 HI = [{"role": "user", "content": "Hello"}]
@@ -156,3 +157,14 @@ def test_an_image_for_a_text_model_is_refused_in_anthropics_shape(client: TestCl
 def test_unknown_paths_and_methods_answer_in_anthropics_shape(client: TestClient) -> None:
     r = client.get(MESSAGES)
     assert r.status_code == 405 and r.json()["type"] == "error"
+
+
+def test_output_config_format_reaches_the_engine_as_a_grammar(make_client: MakeClient) -> None:
+    backend = RecordingBackend()
+    client = make_client(backend)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    fmt = {"format": {"type": "json_schema", "schema": schema}}
+    assert client.post(MESSAGES, json=request(output_config=fmt)).status_code == 200
+    assert backend.sampling[-1].grammar is not None and "ok" in backend.sampling[-1].grammar
+    bad = client.post(MESSAGES, json=request(output_config={"format": {"type": "json_schema"}}))
+    assert bad.status_code == 400 and bad.json()["type"] == "error"

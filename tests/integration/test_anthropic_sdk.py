@@ -46,7 +46,11 @@ def client(keyed: RunningServer) -> anthropic.Anthropic:
 
 def test_create_a_message(client: anthropic.Anthropic) -> None:
     message = client.messages.create(
-        model="gemma", max_tokens=24, messages=HELLO, system="Answer in English.", temperature=0
+        model="gemma",
+        max_tokens=24,
+        messages=HELLO,
+        system="Answer in English.",
+        extra_body={"temperature": 0},  # this SDK sends sampling fields as extra fields
     )
     assert message.role == "assistant" and message.content[0].type == "text"
     assert message.content[0].text  # the base model says something
@@ -56,7 +60,7 @@ def test_create_a_message(client: anthropic.Anthropic) -> None:
 
 def test_stream_equals_create_for_the_same_seed(client: anthropic.Anthropic) -> None:
     request: Any = dict(
-        model="gemma", max_tokens=32, messages=HELLO, temperature=0.8, extra_body={"seed": 42}
+        model="gemma", max_tokens=32, messages=HELLO, extra_body={"temperature": 0.8, "seed": 42}
     )
     client.messages.create(**request)  # warm the prefix cache: both runs then compute alike
     whole = client.messages.create(**request)
@@ -94,7 +98,7 @@ def test_a_tool_use_round_trip(client: anthropic.Anthropic) -> None:
     second = client.messages.create(
         model="gemma",
         max_tokens=24,
-        temperature=0,
+        extra_body={"temperature": 0},
         tools=[WEATHER],
         messages=[
             *question,
@@ -108,6 +112,26 @@ def test_a_tool_use_round_trip(client: anthropic.Anthropic) -> None:
     )
 
 
+def test_output_config_format_gives_json_under_the_schema(client: anthropic.Anthropic) -> None:
+    person = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 12},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        },
+        "required": ["name", "age"],
+    }
+    message = client.messages.create(
+        model="gemma",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Describe a person as JSON."}],
+        output_config={"format": {"type": "json_schema", "schema": person}},
+    )
+    assert message.content[0].type == "text"
+    reply = json.loads(message.content[0].text)
+    assert validate_instance(person, reply) == [], reply
+
+
 def test_count_tokens_matches_what_create_reads(client: anthropic.Anthropic) -> None:
     counted = client.messages.count_tokens(model="gemma", messages=HELLO, tools=[WEATHER])
     message = client.messages.create(model="gemma", max_tokens=1, messages=HELLO, tools=[WEATHER])
@@ -118,7 +142,7 @@ def test_count_tokens_matches_what_create_reads(client: anthropic.Anthropic) -> 
 def test_errors_arrive_as_the_sdks_exceptions(keyed: RunningServer) -> None:
     good = anthropic.Anthropic(base_url=keyed.url, api_key=KEY, max_retries=0)
     with pytest.raises(anthropic.BadRequestError) as info:
-        good.messages.create(model="gemma", max_tokens=8, messages=HELLO, temperature=1.5)
+        good.messages.create(model="gemma", max_tokens=8, messages=HELLO, stop_sequences=[""])
     body: Any = info.value.body
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     bad = anthropic.Anthropic(base_url=keyed.url, api_key=KEY + "-nope", max_retries=0)

@@ -4,7 +4,8 @@
 ``image`` (base64 or a URL), an assistant's ``tool_use`` (a past call), a user's
 ``tool_result`` (a tool message answering it; results come before the user's own text, as the
 API orders them); ``thinking`` blocks of earlier turns are context the model does not re-read.
-Tools (``input_schema``) and ``tool_choice`` (auto, any, tool, none) become the chat layer's.
+Tools (``input_schema``) and ``tool_choice`` (auto, any, tool, none) become the chat layer's;
+``output_config.format`` (a JSON schema) is the output format.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gemma_service.api.anthropic_protocol import CountTokensRequest, MessagesReq
 from gemma_service.api.image_fetch import check_image_reference
 from gemma_service.api.protocols import renamed_fields
 from gemma_service.api.sampling import DEFAULT_TEMPERATURE, resolve_max_tokens
-from gemma_service.chat.job import Caller, ChatJob, MemoryOptions
+from gemma_service.chat.job import Caller, ChatJob, MemoryOptions, OutputFormat
 from gemma_service.chat.messages import (
     ChatMessage,
     ContentPart,
@@ -46,6 +47,14 @@ def anthropic_job(body: MessagesRequest, settings: ServiceSettings, caller: Call
         seed=body.seed,
         stop=list(body.stop_sequences or []),
     )
+    fmt = body.output_config.format if body.output_config is not None else None
+    if fmt is not None:
+        job.output = OutputFormat(
+            "json_schema",
+            fmt.schema_,
+            param="output_config.format",
+            where="output_config.format.schema",
+        )
     return job
 
 

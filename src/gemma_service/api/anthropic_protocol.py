@@ -23,6 +23,17 @@ class AnthropicMessage(_Lenient):
     content: str | list[dict[str, Any]]
 
 
+class JsonOutputFormat(_Lenient):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Lenient):
+    """Structured output: the reply is JSON under ``format.schema`` (``effort`` is accepted)."""
+
+    format: JsonOutputFormat | None = None
+
+
 class CountTokensRequest(_Lenient):
     """What ``/v1/messages/count_tokens`` takes: a message request without generation."""
 
@@ -48,6 +59,7 @@ class MessagesRequest(CountTokensRequest):
     top_k: int | None = Field(default=None, ge=0)
     stream: bool = False
     metadata: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
     # Extension of gemma-service: the same seed gives the same answer.
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
 
