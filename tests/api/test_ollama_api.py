@@ -183,6 +183,19 @@ def test_bad_input_is_an_ollama_400(client: TestClient, path: str, body: Any, wo
     assert words in error["error"], error
 
 
+def test_images_reach_the_pipeline_which_a_text_model_refuses(client: TestClient) -> None:
+    png = (  # a 1x1 PNG, base64 as Ollama clients send images
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
+        "RU5ErkJggg=="
+    )
+    message = {"role": "user", "content": "What is this?", "images": [png]}
+    r = client.post("/api/chat", json={"model": "m", "messages": [message], "stream": False})
+    assert r.status_code == 400 and "text only" in r.json()["error"]
+    generate = {"model": "m", "prompt": "What is this?", "images": [png], "stream": False}
+    r = client.post("/api/generate", json=generate)
+    assert r.status_code == 400 and "text only" in r.json()["error"]
+
+
 def test_an_unknown_model_to_show_is_an_ollama_404(client: TestClient) -> None:
     r = client.post("/api/show", json={"model": "llama9"})
     assert r.status_code == 404 and r.json() == {"error": "model 'llama9' not found"}

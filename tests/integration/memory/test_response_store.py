@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gemma_service.memory.postgres_responses import PostgresResponseStore
+from gemma_service.memory.service import open_response_store
 from gemma_service.memory.stored_responses import (
     ResponseStore,
     SqliteResponseStore,
@@ -70,3 +71,20 @@ def test_delete_forgets_and_says_whether_there_was_one(open_store: Opener) -> No
     assert store.delete("alice", "resp_d") is True
     assert store.get("alice", "resp_d") is None
     assert store.delete("alice", "resp_d") is False
+
+
+def test_the_server_keeps_them_in_postgresql_when_the_memory_is_there(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    store = open_response_store(postgres_url, tmp_path)
+    try:
+        assert isinstance(store, PostgresResponseStore)
+        store.put(stored("resp_pg", "alice"))
+    finally:
+        store.close()
+    replica = PostgresResponseStore(postgres_url)  # another front replica sees it
+    try:
+        assert replica.get("alice", "resp_pg") == stored("resp_pg", "alice")
+    finally:
+        replica.close()
+    assert isinstance(open_response_store(None, tmp_path), SqliteResponseStore)
