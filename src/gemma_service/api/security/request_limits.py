@@ -61,8 +61,7 @@ class RequestLimits:
     def _check_items(self, items: list[Any], field: str) -> None:
         if len(items) > self.max_messages:
             raise InvalidRequestError(
-                f"'{field}' has {len(items)} items; this server allows at most "
-                f"{self.max_messages}",
+                f"'{field}' has {len(items)} items; this server allows at most {self.max_messages}",
                 param=field,
                 code="too_many_messages",
             )
