@@ -158,3 +158,25 @@ def test_the_native_api_picks_the_model_too(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["model"] == "other"
     r = client.post("/generate", json={"model": "nope", "prompt": "Once"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_ollama_lists_every_model_and_the_loaded_ones(client: TestClient) -> None:
+    chat(client, "big")
+    tags = [m["name"] for m in client.get("/api/tags").json()["models"]]
+    assert tags == ["small", "big", "other"]
+    assert [m["name"] for m in client.get("/api/ps").json()["models"]] == ["small", "big"]
+
+
+def test_ollama_loads_with_an_empty_request_and_unloads_with_keep_alive_0(
+    client: TestClient,
+) -> None:
+    r = client.post("/api/generate", json={"model": "other:latest"})
+    assert r.status_code == 200 and r.json()["done_reason"] == "load"
+    assert states(client)["other"] == "loaded"
+    r = client.post("/api/chat", json={"model": "other", "messages": [], "keep_alive": 0})
+    assert r.status_code == 200 and r.json()["done_reason"] == "unload"
+    assert states(client)["other"] == "unloaded"
+    asked = {"model": "other", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    r = client.post("/api/chat", json=asked)
+    assert r.status_code == 200 and r.json()["model"] == "other"
+    assert client.post("/api/generate", json={"model": "nope"}).status_code == 404

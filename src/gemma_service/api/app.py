@@ -18,6 +18,7 @@ from gemma_service.api.metering import Metering
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.middleware import install_middleware
 from gemma_service.api.routes import (
+    anthropic,
     chat_completions,
     completions,
     embeddings,
@@ -25,6 +26,10 @@ from gemma_service.api.routes import (
     memories,
     model_admin,
     native,
+    ollama,
+    ollama_models,
+    responses,
+    tokenize,
     ui,
 )
 from gemma_service.api.routes import models as model_routes
@@ -36,7 +41,8 @@ from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.gpu.residency import GpuResidency
 from gemma_service.memory.conversations import ConversationStore
-from gemma_service.memory.service import MemoryService
+from gemma_service.memory.service import MemoryService, open_response_store
+from gemma_service.memory.stored_responses import ResponseStore
 from gemma_service.models.catalogue import CatalogueEntry, ModelCatalogue
 from gemma_service.models.pool import ModelBudget, ModelPool
 
@@ -80,8 +86,22 @@ def create_app(
     app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     install_middleware(app, settings, metrics=metrics, limiter=limiter)
-    routes = (health, chat_completions, completions, model_routes, native, memories, embeddings, ui)
-    for module in (*routes, model_admin):
+    for module in (
+        health,
+        chat_completions,
+        completions,
+        responses,
+        anthropic,
+        ollama,
+        ollama_models,
+        model_routes,
+        model_admin,
+        native,
+        tokenize,
+        memories,
+        embeddings,
+        ui,
+    ):
         app.include_router(module.router)
     return app
 
@@ -113,7 +133,7 @@ async def _load(
     memory = asyncio.create_task(asyncio.to_thread(_open_memory, state.settings))
     try:
         await state.models.start()  # the default model; the others load when asked for
-        state.memory, state.conversations = await memory
+        state.memory, state.conversations, state.responses = await memory
     except Exception as exc:
         memory.cancel()
         state.load_error = f"{exc}"
@@ -166,8 +186,11 @@ async def _start_residency(
     return residency
 
 
-def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, ConversationStore]:
-    """The memory store, embedders and conversation history (blocking: loads models)."""
+def _open_memory(
+    settings: ServiceSettings,
+) -> tuple[MemoryService, ConversationStore, ResponseStore]:
+    """The memory store, embedders, conversation history and stored responses (blocking:
+    loads models)."""
     memory_settings = settings.memory
     memory_settings.data_dir.mkdir(parents=True, exist_ok=True)
     memory = MemoryService.from_settings(
@@ -175,10 +198,12 @@ def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, Conversation
         data_dir=memory_settings.data_dir,
         rag_service_url=memory_settings.rag_service_url,
     )
+    data_dir = memory_settings.data_dir
     conversations = ConversationStore.in_data_dir(
-        memory_settings.data_dir, legacy_owner=memory_settings.legacy_owner
+        data_dir, legacy_owner=memory_settings.legacy_owner
     )
-    return memory, conversations
+    responses = open_response_store(memory_settings.memory_url, data_dir)
+    return memory, conversations, responses
 
 
 def _close_memory(state: ServiceState) -> None:
@@ -186,3 +211,5 @@ def _close_memory(state: ServiceState) -> None:
         state.memory.close()
     if state.conversations is not None:
         state.conversations.close()
+    if state.responses is not None:
+        state.responses.close()

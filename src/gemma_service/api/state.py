@@ -19,6 +19,7 @@ from gemma_service.gpu.residency import GpuResidency
 from gemma_service.memory.conversations import ConversationStore
 from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.service import MemoryService
+from gemma_service.memory.stored_responses import ResponseStore
 from gemma_service.models.pool import ModelPool
 
 
@@ -32,6 +33,7 @@ class ServiceState:
     chat: ChatRouter | None = None
     memory: MemoryService | None = None
     conversations: ConversationStore | None = None
+    responses: ResponseStore | None = None  # stored responses of the Responses API
     draining: bool = False
     load_error: str | None = None
 
@@ -71,6 +73,13 @@ def get_memory(request: Request) -> MemoryService:
     return state.memory
 
 
+def get_responses(request: Request) -> ResponseStore:
+    state = get_state(request)
+    if state.responses is None:
+        raise ServiceUnavailableError(state.load_error or "the response store is still opening")
+    return state.responses
+
+
 def get_principal(request: Request) -> Principal:
     """The caller, as the auth middleware identified it (anonymous, the local owner, on an open
     server)."""
@@ -100,3 +109,4 @@ MemoryDep = Annotated[MemoryService, Depends(get_memory)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OwnerScopeDep = Annotated[OwnerScope, Depends(get_scope)]
+ResponsesDep = Annotated[ResponseStore, Depends(get_responses)]

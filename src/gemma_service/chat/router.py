@@ -8,7 +8,8 @@ prompt format, context size and GPU placement are that load's).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from gemma_service.chat.hooks import RunObserver
 from gemma_service.chat.job import ChatJob
@@ -29,11 +30,34 @@ class ChatRouter:
         self.pool = pool
         self._make_service = make_service
         self._services: dict[str, tuple[int, ChatService]] = {}
+        # Each model's info as last loaded: it outlives an unload (for listings).
+        self.known_info: dict[str, ModelInfo] = {}
+        for model_id, engine in pool.loaded():
+            self.known_info[model_id] = engine.model_info
 
     @property
     def model_info(self) -> ModelInfo:
-        """The default model (it is loaded when the server becomes ready)."""
-        return self.pool.engine().model_info
+        """The default model's info (known from start-up on, loaded or not)."""
+        return self.known_info[self.pool.catalogue.default_id]
+
+    @asynccontextmanager
+    async def holding(self, model: str | None) -> AsyncIterator[ChatService]:
+        """The service of the model ``model`` names, loaded and held for the block."""
+        lease = await self.pool.acquire(model)
+        try:
+            yield self._service(lease)
+        finally:
+            lease.release()
+
+    async def model_info_for(self, model: str | None) -> ModelInfo:
+        """The info of the model ``model`` names (loading it if need be)."""
+        async with self.holding(model) as service:
+            return service.model_info
+
+    async def count_prompt_tokens(self, job: ChatJob) -> int:
+        """The prompt tokens ``job`` would take on the model it names."""
+        async with self.holding(job.model) as service:
+            return await service.count_prompt_tokens(job)
 
     async def start(self, job: ChatJob) -> ChatRun:
         """Admit ``job`` on the model it names; every refusal is raised here."""
@@ -51,6 +75,7 @@ class ChatRouter:
             return known[1]
         service = self._make_service(lease.engine, lease.residency)
         self._services[lease.model_id] = (lease.generation, service)
+        self.known_info[lease.model_id] = service.model_info
         return service
 
 

@@ -84,6 +84,11 @@ class ChatService:
         self._hooks: list[RunHook] = [*placement, *hooks, ConversationMemory(self.context)]
 
     @property
+    def engine(self) -> EngineClient:
+        """The engine this service answers with (tokenizing endpoints use it directly)."""
+        return self._engine
+
+    @property
     def model_info(self) -> ModelInfo:
         """The model this service answers with."""
         return self._engine.model_info
@@ -115,6 +120,12 @@ class ChatService:
         readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]
         hooked = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
         return ChatRun(run_info, streams, readers, [*hooked, *observers])
+
+    async def count_prompt_tokens(self, job: ChatJob) -> int:
+        """The tokens of the prompt ``job`` would be answered from (tools, history and
+        memories included), without generating anything: for token-counting endpoints."""
+        _check_vocabulary(job, self._engine.model_info.n_vocab)
+        return len((await self._prepare(job)).tokens)
 
     async def summarize(self, turns: list[Message], *, caller: Caller | None = None) -> str:
         """A few sentences standing in for older turns of a long conversation (a run of its

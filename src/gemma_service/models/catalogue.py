@@ -82,6 +82,8 @@ class ModelCatalogue:
     def find(self, name: str) -> CatalogueEntry | None:
         """The entry with this id or alias, if any (no default, no any-name rule)."""
         found = self._names.get(name)
+        if found is None and name.endswith(":latest"):  # Ollama's tag for "the only one"
+            found = self._names.get(name.removesuffix(":latest"))
         return self.entries[found] if found is not None else None
 
     def not_found(self, name: str, ids: list[str] | None = None) -> NotFoundError:

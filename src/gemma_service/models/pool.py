@@ -56,6 +56,8 @@ class ModelStatus:
     load_s: float | None
     idle_s: float | None
     error: str | None
+    # Seconds until the idle unload, if the model is idle and has an idle limit.
+    unload_in_s: float | None = None
 
 
 class _Slot:
@@ -139,6 +141,10 @@ class ModelPool:
     def _status(self, slot: _Slot, now: float) -> ModelStatus:
         device = slot.engine.health().device if slot.state == "loaded" else None
         idle = now - slot.last_used if slot.state == "loaded" and slot.in_use == 0 else None
+        limit = self._idle_limit(slot)
+        unload_in = None
+        if idle is not None and limit > 0 and not slot.entry.pinned:
+            unload_in = max(0.0, limit - idle)
         return ModelStatus(
             id=slot.entry.id,
             state=slot.state,
@@ -152,6 +158,7 @@ class ModelPool:
             load_s=slot.load_s,
             idle_s=idle,
             error=slot.error,
+            unload_in_s=unload_in,
         )
 
     # --- life -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ async def load_model(
     body: ModelActionRequest, state: StateDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Load the model (waits up to GEMMA_MODEL_LOAD_WAIT_S); its card once loaded."""
-    _require_admin(principal)
+    require_model_admin(principal)
     _refuse_while_draining(state.draining)
     status = await state.models.load(body.model)
     return model_cards(state.models, status.id)[0]
@@ -39,14 +39,14 @@ async def unload_model(
     body: ModelActionRequest, state: StateDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Unload the model now if it is idle, else as soon as its last request ends."""
-    _require_admin(principal)
+    require_model_admin(principal)
     status = await state.models.unload(body.model)
     card = model_cards(state.models, status.id)[0]
     card["unload_when_idle"] = status.state in ("loaded", "loading")
     return card
 
 
-def _require_admin(principal: Principal) -> None:
+def require_model_admin(principal: Principal) -> None:
     """Loading and unloading touch every caller's models: an admin's job, unless the server
     has no auth at all (a loopback server with no keys: everyone is its operator)."""
     if principal.method != "none" and not principal.admin:
