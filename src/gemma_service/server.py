@@ -33,7 +33,9 @@ def serve(settings: ServiceSettings) -> int:
         config_file=settings.models_config,
     )
     models = ModelPool(
-        catalogue, lambda entry: _engine_for(settings, entry), model_budget(settings)
+        catalogue,
+        lambda entry: _engine_for(settings, entry, entry.id == catalogue.default_id),
+        model_budget(settings),
     )
     fatal: list[str] = []
     server: uvicorn.Server | None = None
@@ -59,9 +61,14 @@ def serve(settings: ServiceSettings) -> int:
     return 0
 
 
-def _engine_for(settings: ServiceSettings, entry: CatalogueEntry) -> EngineClient:
+def _engine_for(settings: ServiceSettings, entry: CatalogueEntry, default: bool) -> EngineClient:
     """A llama.cpp engine for one catalogue model, its own settings over the server's."""
-    own = settings.model_copy(update=entry.overrides) if entry.overrides else settings
+    update: dict[str, object] = dict(entry.overrides)
+    # Each model has its own projector (or none): only the default model may take the
+    # server-wide one (GEMMA_MMPROJ_PATH, in builds that have it).
+    if "mmproj_path" in ServiceSettings.model_fields and (entry.mmproj or not default):
+        update["mmproj_path"] = entry.mmproj
+    own = settings.model_copy(update=update) if update else settings
     return build_llama_engine(own, entry.path, entry.id)
 
 
