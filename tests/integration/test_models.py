@@ -162,10 +162,10 @@ def test_an_unload_waits_for_the_running_stream(one_at_a_time: RunningServer) ->
     stream = sdk(server).chat.completions.create(
         model=first,
         messages=[{"role": "user", "content": "Write a long story about the sea."}],
-        max_tokens=200,
+        max_tokens=64,
         temperature=0,
         stream=True,
-        logit_bias={"1": -100, "106": -100},  # no <eos>, no <end_of_turn>: all 200 tokens
+        logit_bias={"1": -100, "106": -100},  # no <eos>, no <end_of_turn>: all 64 tokens
     )
     chunks = iter(stream)
     next(chunks)  # the stream is running
