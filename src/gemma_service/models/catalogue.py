@@ -54,9 +54,11 @@ class ModelCatalogue:
     """The servable models, one of them the default."""
 
     def __init__(self, entries: Iterable[CatalogueEntry], default_id: str) -> None:
-        self.entries: dict[str, CatalogueEntry] = {e.id: e for e in entries}
-        if default_id not in self.entries:
+        given = {e.id: e for e in entries}
+        if default_id not in given:
             raise ModelFileError(f"the default model '{default_id}' is not in the catalogue")
+        # The default first: listings show it first, and status()[0] is the default model.
+        self.entries: dict[str, CatalogueEntry] = {default_id: given.pop(default_id), **given}
         self.default_id = default_id
         self._names: dict[str, str] = {}
         for entry in self.entries.values():

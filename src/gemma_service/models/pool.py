@@ -200,6 +200,14 @@ class ModelPool:
                     await asyncio.wait_for(asyncio.shield(self._ensure_loading(slot)), remaining)
                 except TimeoutError:
                     raise self._still_loading(slot) from None
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # this request itself was cancelled
+                    # The load was cancelled under us: the server is stopping.
+                    raise ServiceUnavailableError(
+                        "the server is shutting down", retry_after_s=10
+                    ) from None
             slot.in_use += 1
             slot.last_used = time.monotonic()
             return ModelLease(self, slot)

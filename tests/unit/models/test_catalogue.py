@@ -118,8 +118,12 @@ def test_the_config_gives_aliases_settings_and_the_default(tmp_path: Path) -> No
         asked.append(True)
         return default(tmp_path)
 
-    catalogue = load_catalogue(default_model=packaged, config_file=config)
-    assert catalogue.ids == ["hard"] and asked == []  # the packaged model is not needed
+    model(tmp_path / "models" / "a-first.gguf")
+    catalogue = load_catalogue(
+        default_model=packaged, config_file=config, models_dir=tmp_path / "models"
+    )
+    assert catalogue.ids == ["hard", "a-first"]  # the default first
+    assert asked == []  # the packaged model is not needed
     entry = catalogue.entries["hard"]
     assert entry.path == big.resolve()
     assert entry.overrides == {"context_size": 8192, "gpu_layers": -1}

@@ -238,3 +238,16 @@ async def test_a_request_during_an_unload_waits_and_reloads(tmp_path: Path) -> N
     assert engines["b"].loaded and pool.status("b")[0].state == "loaded"
     lease.release()
     await pool.close()
+
+
+async def test_a_request_waiting_for_a_load_gets_a_503_when_the_server_stops(
+    tmp_path: Path,
+) -> None:
+    pool, engines = make_pool(tmp_path, ["a", "b"])
+    await pool.start()
+    engines["b"].gate = asyncio.Event()
+    waiting = asyncio.create_task(pool.acquire("b"))
+    await asyncio.sleep(0.05)
+    await pool.close()
+    with pytest.raises(ServiceUnavailableError, match="shutting down"):
+        await waiting
