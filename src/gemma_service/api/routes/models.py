@@ -19,6 +19,8 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
         "object": "model",
         "created": info.created,
         "owned_by": "gemma-service",
+        # What the model reads: "text", plus "image" / "audio" with a projector (mmproj).
+        "modalities": list(info.modalities),
         "meta": {
             "n_ctx": info.n_ctx,
             "n_ctx_train": info.n_ctx_train,
