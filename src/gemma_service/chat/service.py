@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from gemma_service.chat.context import AssembledChat, ChatContextBuilder
 from gemma_service.chat.events import RunInfo
 from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook, RunObserver
 from gemma_service.chat.job import Caller, ChatJob
-from gemma_service.chat.messages import ChatMessage, ImagePart
+from gemma_service.chat.media import MediaLoader, split_at_markers
+from gemma_service.chat.messages import ChatMessage
 from gemma_service.chat.prompt import ChatPrompter, Message, Prompt
 from gemma_service.chat.reply import ReplyReader
 from gemma_service.chat.run import ChatRun
 from gemma_service.chat.structured import messages_to_turns
 from gemma_service.chat.structured_chat import StructuredChat, output_grammar, structure_chat
 from gemma_service.engine.protocol import (
+    MEDIA_TOKEN,
     EngineClient,
     GenerationRequest,
     GenerationStream,
+    MediaInput,
     ModelInfo,
     SamplingParams,
     check_prompt_fits,
@@ -50,6 +53,7 @@ class _Prepared:
     text: str
     plan: StructuredChat | None = None  # chat requests: tools and output format applied
     context: AssembledChat | None = None
+    media: list[MediaInput] = field(default_factory=list)  # one per MEDIA_TOKEN, in order
 
 
 class ChatService:
@@ -66,8 +70,10 @@ class ChatService:
         on_retrieval: Callable[[float], None] | None = None,
         hooks: Sequence[RunHook] = (),
         system_prompt: str | None = None,
+        media: MediaLoader | None = None,
     ) -> None:
         self._engine = engine
+        self._media = media or MediaLoader()
         info = engine.model_info
         self._prompter = ChatPrompter(info.chat_template, info.bos_token, info.eos_token)
         self._timeout = request_timeout_s
@@ -116,7 +122,7 @@ class ChatService:
             reads_tool_calls=prepared.plan is not None and prepared.plan.reads_tool_calls,
             forces_tool_call=prepared.plan is not None and prepared.plan.forces_tool_call,
         )
-        streams = await self._submit(job, prepared.tokens, sampling)
+        streams = await self._submit(job, prepared, sampling)
         readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]
         hooked = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
         return ChatRun(run_info, streams, readers, [*hooked, *observers])
@@ -149,8 +155,8 @@ class ChatService:
         if job.prompt is not None:
             return self._prepare_raw(job.prompt)
         assert job.messages is not None
-        _refuse_media(job.messages)
-        turns = self._with_default_system(messages_to_turns(job.messages))
+        loaded = await self._media.load(job.messages, self._engine.model_info.modalities)
+        turns = self._with_default_system(messages_to_turns(loaded.messages))
         plan = structure_chat(
             turns,
             tools=job.tools,
@@ -170,7 +176,9 @@ class ChatService:
             scope=job.caller.scope if job.caller is not None else None,
         )
         prompt = self._prompter.build(context.messages)
-        return _Prepared(self._tokenize(prompt), prompt.render(), plan, context)
+        tokens, order = self._tokenize(prompt, loaded.nonce)
+        media = [loaded.media[i] for i in order]
+        return _Prepared(tokens, prompt.render(), plan, context, media)
 
     def _prepare_raw(self, prompt: str | list[int]) -> _Prepared:
         if isinstance(prompt, str):
@@ -178,13 +186,23 @@ class ChatService:
             return _Prepared(tokens, prompt)
         return _Prepared(list(prompt), self._engine.detokenize(prompt))
 
-    def _tokenize(self, prompt: Prompt) -> list[int]:
+    def _tokenize(self, prompt: Prompt, nonce: str = "") -> tuple[list[int], list[int]]:
+        """The prompt's tokens, a ``MEDIA_TOKEN`` at each media marker, and which media item
+        each of those is."""
         tokens: list[int] = []
+        media: list[int] = []
         if prompt.add_bos and self._engine.model_info.add_bos:
             tokens.extend(self._engine.tokenize("", add_special=True, parse_special=False))
         for text, special in prompt.segments:
-            tokens.extend(self._engine.tokenize(text, add_special=False, parse_special=special))
-        return tokens
+            for piece in split_at_markers(text, nonce) if nonce else [text]:
+                if isinstance(piece, int):
+                    tokens.append(MEDIA_TOKEN)
+                    media.append(piece)
+                else:
+                    tokens.extend(
+                        self._engine.tokenize(piece, add_special=False, parse_special=special)
+                    )
+        return tokens, media
 
     def _with_default_system(self, turns: list[Message]) -> list[Message]:
         """GEMMA_SYSTEM_PROMPT opens a chat that brings no system message of its own."""
@@ -193,7 +211,7 @@ class ChatService:
         return turns
 
     async def _submit(
-        self, job: ChatJob, tokens: list[int], sampling: SamplingParams
+        self, job: ChatJob, prepared: _Prepared, sampling: SamplingParams
     ) -> list[GenerationStream]:
         """One admitted engine request per choice (choice i samples with seed + i)."""
         streams: list[GenerationStream] = []
@@ -202,10 +220,11 @@ class ChatService:
                 seed = None if sampling.seed is None else sampling.seed + i
                 request = GenerationRequest(
                     request_id=f"{job.request_id}-{i}",
-                    prompt_tokens=tokens,
+                    prompt_tokens=prepared.tokens,
                     sampling=replace(sampling, seed=seed),
                     priority=job.priority,
                     timeout_s=self._timeout,
+                    media=prepared.media,
                 )
                 streams.append(await self._engine.submit(request))
         except BaseException:
@@ -228,16 +247,4 @@ def _check_vocabulary(job: ChatJob, n_vocab: int) -> None:
         if bad:
             raise InvalidRequestError(
                 f"token id {bad[0]} is outside the vocabulary", param="prompt"
-            )
-
-
-def _refuse_media(messages: Sequence[ChatMessage]) -> None:
-    """The served model reads text only: an image or audio part is a 400 naming the part."""
-    for message in messages:
-        for part in message.media:
-            kind = "images" if isinstance(part, ImagePart) else "audio"
-            raise InvalidRequestError(
-                f"this model takes text only; it cannot take {kind}",
-                param=part.param,
-                code="unsupported_content",
             )

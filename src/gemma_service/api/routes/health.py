@@ -51,6 +51,8 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         info = state.engine.model_info
         body["model"] = info.model_id
         body["n_ctx"] = info.n_ctx
+        body["modalities"] = list(info.modalities)
+        body["mmproj"] = info.mmproj_path
     elif state.chat is not None:
         body["model"] = models[0].id
     body["models"] = [

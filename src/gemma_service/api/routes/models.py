@@ -32,6 +32,8 @@ def model_card(status: ModelStatus, info: ModelInfo | None) -> dict[str, Any]:
         card["error"] = status.error
     if info is not None:
         card["created"] = info.created
+        # What the model reads: "text", plus "image" / "audio" with a projector (mmproj).
+        card["modalities"] = list(info.modalities)
         card["meta"] = {
             "n_ctx": info.n_ctx,
             "n_ctx_train": info.n_ctx_train,
