@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,6 +16,7 @@ from gemma_service.config import ServiceSettings
 from gemma_service.engine.async_engine import Engine
 from gemma_service.engine.factory import engine_config
 from gemma_service.engine.fake_backend import FakeBackend
+from gemma_service.gpu.testing import CoordinatorProcess
 from gemma_service.logs import JsonFormatter
 from gemma_service.models.catalogue import CatalogueEntry, ModelCatalogue
 from gemma_service.models.pool import ModelPool
@@ -24,9 +26,10 @@ from .conftest import wait_ready
 CHAT = "/v1/chat/completions"
 
 
-def fake_named(model_id: str) -> FakeBackend:
+def fake_named(model_id: str, gpu: bool = False) -> FakeBackend:
     fake = FakeBackend()
     fake.info.model_id = model_id
+    fake.gpu_available = gpu  # a CUDA build, as far as the GPU placement can tell
     return fake
 
 
@@ -45,7 +48,8 @@ def three_models(tmp_path: Path, **overrides: object) -> TestClient:
         entries.append(CatalogueEntry(model_id, path, aliases=(f"{model_id}-alias",)))
 
     def engine_for(entry: CatalogueEntry) -> Engine:
-        return Engine(lambda: fake_named(entry.id), engine_config(settings))
+        gpu = settings.gpu_coordinator_url is not None
+        return Engine(lambda: fake_named(entry.id, gpu), engine_config(settings))
 
     pool = ModelPool(ModelCatalogue(entries, "small"), engine_for, model_budget(settings))
     return TestClient(create_app(settings, models=pool))
@@ -180,3 +184,23 @@ def test_ollama_loads_with_an_empty_request_and_unloads_with_keep_alive_0(
     r = client.post("/api/chat", json=asked)
     assert r.status_code == 200 and r.json()["model"] == "other"
     assert client.post("/api/generate", json={"model": "nope"}).status_code == 404
+
+
+def test_each_model_leases_the_gpu_under_its_own_name(tmp_path: Path) -> None:
+    with (
+        CoordinatorProcess(tmp_path / "coordinator-state") as coordinator,
+        three_models(tmp_path, gpu_coordinator_url=coordinator.url, gpu_keep_s=30) as c,
+    ):
+        wait_ready(c)
+
+        def holder() -> object:
+            held = httpx.get(coordinator.url + "/leases").json().get("holder")
+            return held["holder"] if held else None
+
+        chat(c, "big")
+        assert holder() == "gemma-service/big"
+        # Unloading big gives its lease back; small then takes the GPU under its own name.
+        c.post("/models/unload", json={"model": "big"})
+        assert holder() is None
+        chat(c, "small")
+        assert holder() == "gemma-service/small"
