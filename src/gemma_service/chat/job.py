@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from gemma_service.chat.messages import ChatMessage
 from gemma_service.chat.structured.tool_specs import FunctionTool, ToolChoice
+from gemma_service.chat.thinking import ThinkingOptions
 from gemma_service.engine.protocol import SamplingParams
 
 
@@ -62,6 +63,9 @@ class ChatJob:
     tool_choice: ToolChoice | None = None  # None: auto with tools, none without
     parallel_tool_calls: bool = True
     output: OutputFormat | None = None
+    thinking: ThinkingOptions = field(default_factory=ThinkingOptions)
+    # Extra variables for the model's chat template (``chat_template_kwargs``).
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
     memory: MemoryOptions = field(default_factory=MemoryOptions)
     caller: Caller | None = None
     priority: int = 0

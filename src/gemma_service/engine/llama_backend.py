@@ -197,6 +197,7 @@ class LlamaBackend:
             n_params=int(lc.llama_model_n_params(m)),
             created=int(os.path.getmtime(path)),
             kv_cells=int(lc.llama_n_ctx(self._ctx)),
+            architecture=_meta_text(m, b"general.architecture"),
         )
 
     def reload(self, gpu_layers: int) -> None:
@@ -410,6 +411,13 @@ class LlamaBackend:
                 sample_at[chunk.request_id] = i - 1
         b.n_tokens = i
         return sample_at
+
+
+def _meta_text(model: Any, key: bytes) -> str:
+    """A string value of the GGUF's metadata ("" when it has none)."""
+    buf = ctypes.create_string_buffer(256)
+    n = lc.llama_model_meta_val_str(model, key, buf, len(buf))
+    return buf.value.decode("utf-8", "replace") if n >= 0 else ""
 
 
 def _has_penalties(p: SamplingParams) -> bool:

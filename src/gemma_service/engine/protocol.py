@@ -118,6 +118,8 @@ class ModelInfo:
     created: int
     # KV cells of all sequences together (0: not known).
     kv_cells: int = 0
+    # The GGUF's ``general.architecture`` ("gemma3", "gemma3n", "gemma4"; "" when not known).
+    architecture: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         info = state.engine.model_info
         body["model"] = info.model_id
         body["n_ctx"] = info.n_ctx
+        body["chat_format"] = state.chat.chat_format.describe()
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
     body.update(asdict(h.stats))
