@@ -234,3 +234,15 @@ def test_a_model_without_a_template_reports_the_builtin_format(make_client: Make
     meta = client.get("/v1/models/gemma-fake").json()["meta"]
     assert meta["chat_template"] == "builtin" and meta["tools"] == "prompted"
     assert meta["thinking"] is False and meta["tool_call_syntax"] == "json"
+
+
+def test_a_conversation_keeps_the_answer_not_the_thought(
+    client: TestClient, model_says: Callable[[str], None], backend: Gemma4Backend
+) -> None:
+    model_says(THOUGHT + "Sunny.")
+    body = {"messages": QUESTION, "conversation_id": "trip", "reasoning_effort": "high"}
+    client.post(CHAT, json=body)
+    client.post(CHAT, json={**body, "messages": [{"role": "user", "content": "And Rome?"}]})
+    history = backend.prompts[-1]
+    assert "<|turn>model\nSunny.<turn|>" in history
+    assert "The user wants Paris." not in history

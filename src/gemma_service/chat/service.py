@@ -129,6 +129,7 @@ class ChatService:
             context=prepared.context,
             reads_tool_calls=prepared.plan is not None and prepared.plan.reads_tool_calls,
             forces_tool_call=prepared.plan is not None and prepared.plan.forces_tool_call,
+            thought_channel=prepared.plan is not None and prepared.plan.thought_channel,
         )
         streams = await self._submit(job, prepared.tokens, sampling)
         readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]

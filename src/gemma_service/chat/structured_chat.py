@@ -86,7 +86,7 @@ class StructuredChat:
         """Flush a choice's parser at its end. With a forced call, no text beside the calls
         is shown as content (the grammar allows none; what is left is not an answer)."""
         deltas = parser.finish()
-        if self.forces_tool_call and parser.calls:
+        if self.forces_tool_call:  # what is left is a marker cut by max_tokens, not an answer
             return [d for d in deltas if not isinstance(d, ContentDelta)]
         return deltas
 

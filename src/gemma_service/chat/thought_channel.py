@@ -117,3 +117,10 @@ class ThoughtChannelReader:
             self._after_thought = False
         if text:
             out.append(("answer", text))
+
+
+def without_thoughts(text: str) -> str:
+    """``text`` with its thinking channel taken out (the answer as a conversation keeps it)."""
+    reader = ThoughtChannelReader()
+    parts = reader.feed(text) + reader.finish()
+    return "".join(part for kind, part in parts if kind == "answer")

@@ -58,6 +58,8 @@ class ToolCallSyntax:
     # GBNF of one call between the markers, given the function name and its arguments rule.
     call_body: Callable[[str, str], str]
     separator: str  # GBNF between the calls of one reply
+    grammar_open: str  # GBNF of the open and close markers
+    grammar_close: str
 
 
 # --- JSON calls ----------------------------------------------------------------------------
@@ -139,6 +141,8 @@ JSON_CALLS = ToolCallSyntax(
     parse_block=_parse_json_block,
     call_body=_json_call_body,
     separator='"\\n"',
+    grammar_open=gbnf_literal(TOOL_CALL_OPEN),
+    grammar_close=gbnf_literal(TOOL_CALL_CLOSE),
 )
 
 
@@ -181,6 +185,8 @@ GEMMA4_CALLS = ToolCallSyntax(
     parse_block=_parse_gemma4_block,
     call_body=lambda name, arguments: f"{gbnf_literal(_G4_PREFIX + name)} {arguments}",
     separator="",
+    grammar_open=gbnf_literal(GEMMA4_CALL_OPEN),
+    grammar_close=gbnf_literal(GEMMA4_CALL_CLOSE),
 )
 
 

@@ -32,12 +32,16 @@ JSON_RULES: dict[str, str] = {
     "json-array": r'"[" ws (json-value (ws "," ws json-value)* ws)? "]"',
 }
 # Gemma 4 writes call arguments in its own syntax: bare keys, strings between <|"|> marks, no
-# whitespace (``{city:<|"|>Paris<|"|>,days:3}``). A string character is anything that does not
-# begin the closing mark (so a string cannot end in "<").
+# whitespace (``{city:<|"|>Paris<|"|>,days:3}``). String text never holds "<|", so a string ends
+# exactly where a parser looking for the mark ends it. The marks are matched as text, which
+# their single tokens are too: llama.cpp's token syntax (``<|"|>``) must not follow text a
+# token could run on from (a token's piece matched partly as text, partly as a token element,
+# passes its check and then aborts the process when accepted).
 GEMMA4_STRING_MARK = '<|"|>'
 GEMMA4_RULES: dict[str, str] = {
-    "g4-char": r'[^<] | "<" ([^|] | "|" ([^"] | "\"" ([^|] | "|" [^>])))',
-    "g4-string": r'"<|\"|>" g4-char* "<|\"|>"',
+    "g4-text": r'([^<] g4-text | "<" g4-text-lt)?',
+    "g4-text-lt": r'([^<|] g4-text | "<" g4-text-lt)?',  # just after a "<"
+    "g4-string": r'"<|\"|>" g4-text "<|\"|>"',
     "g4-key": r"[^:{}\[\],<\x00-\x20\x22]{1,64}",
     "g4-member": r'g4-key ":" g4-value',
     "g4-object": r'"{" (g4-member ("," g4-member)*)? "}"',
@@ -126,6 +130,7 @@ class GbnfGrammar:
         self._leading: dict[str, tuple[str, ...]] = {}
         self._reserved: set[str] = set()
         self._name_by_body: dict[str, str] = {}
+        self.memo: dict[tuple[object, ...], str] = {}  # rule families built once per grammar
 
     def reserve(self, hint: str) -> str:
         """A fresh rule name based on ``hint``, to be defined later (allows recursion)."""
@@ -178,7 +183,12 @@ class GbnfGrammar:
 
 def _rule_references(body: str) -> list[str]:
     """Rule names used in ``body`` (outside literals and character classes)."""
-    stripped = re.sub(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{[0-9,]*\}', " ", body)
+    # Literals, character classes, repetition counts and tokens (<|tool_call>, <[42]>).
+    stripped = re.sub(
+        r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{[0-9,]*\}|<(?:\[[0-9]+\]|[^<>\s]+)>',
+        " ",
+        body,
+    )
     return re.findall(r"[a-zA-Z][a-zA-Z0-9-]*", stripped)
 
 

@@ -178,10 +178,10 @@ class SchemaGrammarBuilder:
         if not values:
             self._refuse(f"{pointer}/{key}", f"no {key} value has the declared type")
         try:
-            texts = [self._syntax.value_text(v) for v in values]
+            literals = [self._syntax.value_gbnf(v) for v in values]
         except ValueError:
             self._refuse(f"{pointer}/{key}", "NaN and infinity are not JSON")
-        return self._grammar.add(hint, " | ".join(dict.fromkeys(map(gbnf_literal, texts))))
+        return self._grammar.add(hint, " | ".join(dict.fromkeys(literals)))
 
     def _object(self, schema: Mapping[str, Any], pointer: str, hint: str) -> str:
         properties: Mapping[str, Any] = schema.get("properties", {})
@@ -295,8 +295,8 @@ class SchemaGrammarBuilder:
             high = max(low, self._max_string_length)
         if low == 0 and high is None:
             return self._grammar.json_rule(self._syntax.any_string)
-        char = self._grammar.json_rule(self._syntax.char)
-        return self._grammar.add(hint, self._syntax.string(repeat(char, low, high)))
+        text = self._syntax.bounded_text(self._grammar, low, high)
+        return self._grammar.add(hint, self._syntax.string(text))
 
     def _count_bounds(
         self, schema: Mapping[str, Any], suffix: str, pointer: str

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 
 from gemma_service.chat.structured.call_syntax import JSON_CALLS, ToolCallSyntax
-from gemma_service.chat.structured.gbnf import GbnfGrammar, gbnf_literal
+from gemma_service.chat.structured.gbnf import GbnfGrammar
 from gemma_service.chat.structured.schema_rules import SchemaGrammarBuilder
 from gemma_service.chat.structured.tool_specs import (
     TOOL_CALL_CLOSE,
@@ -86,9 +86,9 @@ def tool_call_grammar(
         "tool-call",
         " ".join(
             [
-                gbnf_literal(syntax.open),
+                syntax.grammar_open,
                 calls[0] if len(calls) == 1 else f"({' | '.join(calls)})",
-                gbnf_literal(syntax.close),
+                syntax.grammar_close,
             ]
         ),
     )
