@@ -7,7 +7,6 @@ from gemma_service.chat.structured.call_syntax import (
     GEMMA4_CALL_CLOSE,
     GEMMA4_CALL_OPEN,
     GEMMA4_CALLS,
-    GEMMA4_RESPONSE_OPEN,
     JSON_CALLS,
     ToolCallSyntax,
 )
@@ -48,7 +47,6 @@ __all__ = [
     "GEMMA4_CALLS",
     "GEMMA4_CALL_CLOSE",
     "GEMMA4_CALL_OPEN",
-    "GEMMA4_RESPONSE_OPEN",
     "JSON_CALLS",
     "JSON_OBJECT_GBNF",
     "MAX_PARALLEL_CALLS",

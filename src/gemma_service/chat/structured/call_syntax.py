@@ -23,7 +23,6 @@ from gemma_service.chat.structured.value_syntax import GEMMA4_SYNTAX, JSON_SYNTA
 
 GEMMA4_CALL_OPEN = "<|tool_call>"
 GEMMA4_CALL_CLOSE = "<tool_call|>"
-GEMMA4_RESPONSE_OPEN = "<|tool_response>"
 
 HeadStatus = Literal["more", "no", "yes"]
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]*")
