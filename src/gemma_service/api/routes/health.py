@@ -51,6 +51,7 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         body["n_ctx"] = info.n_ctx
         body["modalities"] = list(info.modalities)
         body["mmproj"] = info.mmproj_path
+        body["chat_format"] = state.chat.chat_format.describe()
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
     body.update(asdict(h.stats))
