@@ -14,6 +14,7 @@ from gemma_service.api.openai_jobs import output_format
 from gemma_service.api.sampling import resolve_max_tokens
 from gemma_service.chat.job import Caller, ChatJob, MemoryOptions
 from gemma_service.chat.messages import AudioPart, ChatMessage, ContentPart, ImagePart, TextPart
+from gemma_service.chat.thinking import ThinkingOptions
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import SamplingParams
 
@@ -24,6 +25,7 @@ def native_chat_job(body: NativeChatRequest, settings: ServiceSettings, caller: 
     return ChatJob(
         messages=[_message(m, f"messages[{i}]") for i, m in enumerate(body.messages)],
         sampling=_sampling(body, max_tokens, []),
+        thinking=ThinkingOptions(enabled=body.think),
         memory=MemoryOptions(
             use_rag=body.use_rag,
             rag_top_k=body.rag_top_k,

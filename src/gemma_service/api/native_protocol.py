@@ -42,6 +42,9 @@ class NativeChatRequest(BaseModel):
     use_rag: bool = False
     rag_top_k: int = Field(default=5, ge=1, le=50)
     conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Thinking, on models whose template has it (as Ollama's ``think``); the thought comes
+    # back as ``reasoning``, apart from ``response``.
+    think: bool | None = None
 
 
 class GenerateRequest(BaseModel):

@@ -69,13 +69,33 @@ class ChatRouter:
             lease.release()
             raise
 
+    def loaded_service(self, model_id: str) -> ChatService | None:
+        """The service of ``model_id`` if it is loaded now (for listings: nothing is held,
+        and nothing is loaded)."""
+        [status] = self.pool.status(model_id)
+        if status.state != "loaded":
+            return None
+        return self._service_for(
+            model_id, status.loads, self.pool.engine(model_id), self.pool.residency(model_id)
+        )
+
     def _service(self, lease: ModelLease) -> ChatService:
-        known = self._services.get(lease.model_id)
-        if known is not None and known[0] == lease.generation:
+        return self._service_for(lease.model_id, lease.generation, lease.engine, lease.residency)
+
+    def _service_for(
+        self,
+        model_id: str,
+        generation: int,
+        engine: EngineClient,
+        residency: GpuResidency | None,
+    ) -> ChatService:
+        """One service per load of a model (its chat format and placement are that load's)."""
+        known = self._services.get(model_id)
+        if known is not None and known[0] == generation:
             return known[1]
-        service = self._make_service(lease.engine, lease.residency)
-        self._services[lease.model_id] = (lease.generation, service)
-        self.known_info[lease.model_id] = service.model_info
+        service = self._make_service(engine, residency)
+        self._services[model_id] = (generation, service)
+        self.known_info[model_id] = service.model_info
         return service
 
 

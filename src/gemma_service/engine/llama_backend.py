@@ -207,6 +207,7 @@ class LlamaBackend:
             kv_cells=int(lc.llama_n_ctx(self._ctx)),
             modalities=self._projector.modalities if self._projector else ("text",),
             mmproj_path=str(self._projector.path) if self._projector else None,
+            architecture=_meta_text(m, b"general.architecture"),
         )
 
     def reload(self, gpu_layers: int) -> None:
@@ -379,3 +380,10 @@ class LlamaBackend:
 
 def _address(pointer: Any) -> int:
     return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+
+
+def _meta_text(model: Any, key: bytes) -> str:
+    """A string value of the GGUF's metadata ("" when it has none)."""
+    buf = ctypes.create_string_buffer(256)
+    n = lc.llama_model_meta_val_str(model, key, buf, len(buf))
+    return buf.value.decode("utf-8", "replace") if n >= 0 else ""

@@ -148,6 +148,8 @@ class ModelInfo:
     # What the model reads: text, plus image and audio when a projector (mmproj) is loaded.
     modalities: tuple[Modality, ...] = ("text",)
     mmproj_path: str | None = None
+    # The GGUF's ``general.architecture`` ("gemma3", "gemma3n", "gemma4"; "" when not known).
+    architecture: str = ""
 
 
 @dataclass(frozen=True, slots=True)

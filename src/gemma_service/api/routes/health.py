@@ -53,6 +53,9 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         body["n_ctx"] = info.n_ctx
         body["modalities"] = list(info.modalities)
         body["mmproj"] = info.mmproj_path
+        default = state.chat.loaded_service(models[0].id)
+        if default is not None:
+            body["chat_format"] = default.chat_format.describe()
     elif state.chat is not None:
         body["model"] = models[0].id
     body["models"] = [

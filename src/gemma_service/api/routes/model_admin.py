@@ -31,7 +31,7 @@ async def load_model(
     require_model_admin(principal)
     _refuse_while_draining(state.draining)
     status = await state.models.load(body.model)
-    return model_cards(state.models, status.id)[0]
+    return model_cards(state.models, state.chat, status.id)[0]
 
 
 @router.post("/models/unload")
@@ -41,7 +41,7 @@ async def unload_model(
     """Unload the model now if it is idle, else as soon as its last request ends."""
     require_model_admin(principal)
     status = await state.models.unload(body.model)
-    card = model_cards(state.models, status.id)[0]
+    card = model_cards(state.models, state.chat, status.id)[0]
     card["unload_when_idle"] = status.state in ("loaded", "loading")
     return card
 

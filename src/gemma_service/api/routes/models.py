@@ -7,15 +7,17 @@ from typing import Any
 from fastapi import APIRouter
 
 from gemma_service.api.state import StateDep
-from gemma_service.engine.protocol import ModelInfo
-from gemma_service.errors import ServiceError
+from gemma_service.chat.router import ChatRouter
+from gemma_service.chat.service import ChatService
 from gemma_service.models.pool import ModelPool, ModelStatus
 
 router = APIRouter(tags=["openai"])
 
 
-def model_card(status: ModelStatus, info: ModelInfo | None) -> dict[str, Any]:
-    """OpenAI's model object, with the model's state (and its engine's figures when loaded)."""
+def model_card(status: ModelStatus, chat: ChatService | None) -> dict[str, Any]:
+    """OpenAI's model object, with the model's state; while it is loaded, ``meta`` adds its
+    size and its chat format (family, template source, tools, thinking)."""
+    info = chat.model_info if chat is not None else None
     card: dict[str, Any] = {
         "id": info.model_id if info is not None else status.id,
         "object": "model",
@@ -30,7 +32,7 @@ def model_card(status: ModelStatus, info: ModelInfo | None) -> dict[str, Any]:
     }
     if status.error:
         card["error"] = status.error
-    if info is not None:
+    if chat is not None and info is not None:
         card["created"] = info.created
         # What the model reads: "text", plus "image" / "audio" with a projector (mmproj).
         card["modalities"] = list(info.modalities)
@@ -41,26 +43,24 @@ def model_card(status: ModelStatus, info: ModelInfo | None) -> dict[str, Any]:
             "n_params": info.n_params,
             "size_bytes": info.size_bytes,
             "load_s": status.load_s,
+            "architecture": info.architecture or None,
+            **chat.chat_format.describe(),
         }
     return card
 
 
-def model_cards(pool: ModelPool, model_id: str | None = None) -> list[dict[str, Any]]:
-    return [model_card(s, _loaded_info(pool, s)) for s in pool.status(model_id)]
-
-
-def _loaded_info(pool: ModelPool, status: ModelStatus) -> ModelInfo | None:
-    if status.state != "loaded":
-        return None
-    try:
-        return pool.engine(status.id).model_info
-    except ServiceError:  # it stopped between the two looks
-        return None
+def model_cards(
+    pool: ModelPool, chat: ChatRouter | None, model_id: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        model_card(s, chat.loaded_service(s.id) if chat is not None else None)
+        for s in pool.status(model_id)
+    ]
 
 
 @router.get("/v1/models")
 async def list_models(state: StateDep) -> dict[str, Any]:
-    return {"object": "list", "data": model_cards(state.models)}
+    return {"object": "list", "data": model_cards(state.models, state.chat)}
 
 
 @router.get("/v1/models/{model_id:path}")
@@ -68,9 +68,9 @@ async def get_model(model_id: str, state: StateDep) -> dict[str, Any]:
     catalogue = state.models.catalogue
     entry = catalogue.find(model_id)
     if entry is not None:
-        return model_cards(state.models, entry.id)[0]
+        return model_cards(state.models, state.chat, entry.id)[0]
     # One model is also known by the id its engine reports (the single-engine app).
-    cards = model_cards(state.models) if len(catalogue.ids) == 1 else []
+    cards = model_cards(state.models, state.chat) if len(catalogue.ids) == 1 else []
     if cards and cards[0]["id"] == model_id:
         return cards[0]
     raise catalogue.not_found(model_id, [c["id"] for c in cards] or None)
