@@ -44,8 +44,18 @@ def create_memory(http: httpx.Client, who: Who, secret: str) -> str:
 
 
 # Path parameter name -> the kind of owned object it names.
+def create_response(http: httpx.Client, who: Who, secret: str) -> str:
+    """A stored response (OpenAI Responses API) whose input holds the secret."""
+    body = {"input": f"the safe code is {secret}", "max_output_tokens": 2, "store": True}
+    r = http.post("/v1/responses", json=body, headers=who.headers())
+    assert r.status_code == 200, r.text
+    response_id: str = r.json()["id"]
+    return response_id
+
+
 OWNED_OBJECTS: dict[str, OwnedObject] = {
     "memory_id": OwnedObject(create_memory, MISSING_ID),
+    "response_id": OwnedObject(create_response, "resp_" + "0" * 32),
 }
 # Path parameters that name objects every caller shares, and why.
 SHARED_ID_PARAMETERS = {
@@ -106,6 +116,7 @@ def test_the_walk_knows_every_id_in_the_openapi_document(http: httpx.Client) -> 
     )
     walked = {(r.method, r.path) for r in owned_routes(http)}
     assert {("GET", "/v1/memories/{memory_id}"), ("DELETE", "/v1/memories/{memory_id}")} <= walked
+    assert ("GET", "/v1/responses/{response_id}") in walked
 
 
 def make_objects(http: httpx.Client, route: IdRoute, who: Who, secret: str) -> dict[str, str]:
