@@ -179,6 +179,67 @@ class ServiceSettings(BaseSettings):
         flag="--system-prompt",
     )
 
+    # --- remote engine (GEMMA_ENGINE=remote) --------------------------------------------------
+    engine: Literal["llama", "remote"] = setting(
+        "llama",
+        "GEMMA_ENGINE",
+        "llama: serve the GGUF here; remote: stream from the OpenAI-compatible servers of "
+        "GEMMA_UPSTREAM_URLS (GEMMA_MODEL_PATH then only supplies the tokenizer)",
+        flag="--engine",
+    )
+    upstream_urls: str | None = setting(
+        None,
+        "GEMMA_UPSTREAM_URLS",
+        "comma-separated base URLs of the upstream servers (remote engine)",
+        flag="--upstream-urls",
+    )
+    upstream_api_key: SecretStr | None = setting(
+        None,
+        "GEMMA_UPSTREAM_API_KEY",
+        "bearer token sent to the upstream servers",
+        flag="--upstream-api-key",
+    )
+    upstream_kind: Literal["llama-server", "vllm", "sglang", "gemma-service", "openai"] = setting(
+        "llama-server",
+        "GEMMA_UPSTREAM_KIND",
+        "what the upstreams are, which decides how sampling and grammars are sent",
+        flag="--upstream-kind",
+    )
+    upstream_model: str | None = setting(
+        None,
+        "GEMMA_UPSTREAM_MODEL",
+        "model name sent to the upstreams (unset: none; vLLM and SGLang need theirs)",
+        flag="--upstream-model",
+    )
+    upstream_context_size: int = setting(
+        0,
+        "GEMMA_UPSTREAM_CONTEXT_SIZE",
+        "context of one upstream sequence (0: ask the upstreams at start)",
+        flag="--upstream-ctx-size",
+        ge=0,
+    )
+    upstream_max_in_flight: int = setting(
+        64,
+        "GEMMA_UPSTREAM_MAX_IN_FLIGHT",
+        "requests one upstream is sent at once; with all at this, new requests get 429",
+        flag="--upstream-max-in-flight",
+        ge=1,
+    )
+    upstream_health_interval_s: float = setting(
+        5.0,
+        "GEMMA_UPSTREAM_HEALTH_INTERVAL_S",
+        "seconds between health checks of each upstream (ejects and readmits)",
+        flag="--upstream-health-interval",
+        gt=0,
+    )
+    upstream_read_timeout_s: float = setting(
+        300.0,
+        "GEMMA_UPSTREAM_READ_TIMEOUT_S",
+        "longest wait for an upstream's next chunk before the request fails",
+        flag="--upstream-read-timeout",
+        gt=0,
+    )
+
     # --- HTTP --------------------------------------------------------------------------------
     host: str = setting("127.0.0.1", "HOST", "bind address", flag="--host")
     port: int = setting(8080, "PORT", "bind port", flag="--port", ge=0, le=65535)
@@ -387,6 +448,10 @@ class ServiceSettings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]
+
+    @property
+    def upstream_url_list(self) -> list[str]:
+        return [u.strip() for u in (self.upstream_urls or "").split(",") if u.strip()]
 
     @property
     def effective_threads(self) -> int:

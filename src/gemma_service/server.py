@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -12,6 +13,8 @@ from gemma_service.api.drain import DrainingServer, request_drain
 from gemma_service.api.security.startup import startup_problem
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.factory import build_llama_engine
+from gemma_service.engine.protocol import EngineClient
+from gemma_service.engine.remote.remote_engine import RemoteConfig, RemoteEngine
 from gemma_service.model_files import default_model_id, resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -24,8 +27,15 @@ def serve(settings: ServiceSettings) -> int:
         log.error("not starting: %s", problem)
         return 2
     model_path = resolve_model_path(settings.model_path, settings.model_cache_dir)
-    model_id = settings.model_alias or default_model_id(model_path)
-    engine = build_llama_engine(settings, model_path, model_id)
+    model_id = settings.model_alias or settings.upstream_model or default_model_id(model_path)
+    engine: EngineClient
+    if settings.engine == "remote":
+        if not settings.upstream_url_list:
+            log.error("not starting: GEMMA_ENGINE=remote needs GEMMA_UPSTREAM_URLS")
+            return 2
+        engine = RemoteEngine(remote_config(settings, model_path, model_id))
+    else:
+        engine = build_llama_engine(settings, model_path, model_id)
     fatal: list[str] = []
     server: uvicorn.Server | None = None
 
@@ -47,6 +57,23 @@ def serve(settings: ServiceSettings) -> int:
         log.error("exiting: %s", fatal[0])
         return 1
     return 0
+
+
+def remote_config(settings: ServiceSettings, model_path: Path, model_id: str) -> RemoteConfig:
+    """The remote engine's settings: its upstreams, and the GGUF whose tokenizer it uses."""
+    key = settings.upstream_api_key
+    return RemoteConfig(
+        urls=settings.upstream_url_list,
+        vocabulary_path=model_path,
+        model_id=model_id,
+        kind=settings.upstream_kind,
+        api_key=key.get_secret_value() if key is not None else None,
+        upstream_model=settings.upstream_model,
+        context_size=settings.upstream_context_size,
+        max_in_flight=settings.upstream_max_in_flight,
+        read_timeout_s=settings.upstream_read_timeout_s,
+        health_interval_s=settings.upstream_health_interval_s,
+    )
 
 
 def http_server(app: FastAPI, settings: ServiceSettings) -> DrainingServer:

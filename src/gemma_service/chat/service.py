@@ -190,6 +190,7 @@ class ChatService:
                     sampling=replace(sampling, seed=seed),
                     priority=job.priority,
                     timeout_s=self._timeout,
+                    affinity_key=_affinity_key(job),
                 )
                 streams.append(await self._engine.submit(request))
         except BaseException:
@@ -197,6 +198,17 @@ class ChatService:
                 await stream.aclose()
             raise
         return streams
+
+
+def _affinity_key(job: ChatJob) -> str | None:
+    """What keeps a caller's related requests on one upstream: the conversation, else the
+    owner (a remote engine adds the prompt's opening tokens)."""
+    owner = job.caller.owner if job.caller is not None else None
+    if job.memory.conversation_id is not None:
+        return f"conversation:{owner}:{job.memory.conversation_id}"
+    if job.caller is not None:
+        return f"caller:{job.caller.owner or job.caller.id}"
+    return None
 
 
 def _check_vocabulary(job: ChatJob, n_vocab: int) -> None:
