@@ -98,7 +98,7 @@ class ChatService:
         if prepared.plan is not None:
             sampling = prepared.plan.constrain(sampling)
         else:
-            sampling = replace(sampling, grammar=output_grammar(job.output))
+            sampling = replace(sampling, grammar=output_grammar(job.output) or sampling.grammar)
         run_info = RunInfo(
             request_id=job.request_id,
             model=info.model_id,

@@ -14,9 +14,9 @@ vllm (≥ 0.11)   ``top_k`` (-1: off), ``min_p``,  ``structured_outputs.grammar`
                 ``repetition_penalty``
 sglang          ``top_k`` (-1: off), ``min_p``,  ``ebnf``                             /health
                 ``repetition_penalty``
-gemma-service   ``top_k``, ``min_p``,            not taken: a request with one is a   /readyz
-                ``repetition_penalty``           400 here
-openai          OpenAI fields only               not taken (400)                      /v1/models
+gemma-service   ``top_k``, ``min_p``,            ``grammar`` (GBNF, an extension)     /readyz
+                ``repetition_penalty``
+openai          OpenAI fields only               not taken: such a request is a 400   /v1/models
 =============== ================================ ==================================== ========
 """
 
@@ -80,7 +80,7 @@ def completion_body(
 
 
 def _grammar_fields(grammar: str, kind: UpstreamKind) -> dict[str, Any]:
-    if kind == "llama-server":
+    if kind in ("llama-server", "gemma-service"):
         return {"grammar": grammar}
     if kind == "vllm":
         return {"structured_outputs": {"grammar": grammar}}
