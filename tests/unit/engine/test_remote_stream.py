@@ -134,7 +134,7 @@ async def test_a_stream_that_breaks_after_tokens_ends_with_a_clear_error() -> No
         events = await _read(await _stream(pool, client, key))
     assert events[0].text == "half"
     last = events[-1]
-    assert last.finish_reason == "error" and last.error is not None
+    assert last.finish_reason == "error" and last.error is not None and last.usage is not None
     assert last.error.status_code == 502 and A in last.error.message
     assert pool.upstreams[1].requests_total == 0  # not restarted elsewhere: text was sent
 

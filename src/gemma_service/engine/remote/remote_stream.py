@@ -112,7 +112,7 @@ class RemoteStream:
             try:
                 async for chunk in call.chunks():
                     if self._deadline is not None and time.monotonic() > self._deadline:
-                        yield _ended("timeout", RequestTimeoutError("the request timed out"))
+                        yield self._ended("timeout", RequestTimeoutError("the request timed out"))
                         return
                     if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
@@ -125,13 +125,13 @@ class RemoteStream:
             except UpstreamBrokeError as exc:
                 self._pool.failure(call.upstream, str(exc))
                 if emitted or attempts >= MAX_ATTEMPTS:
-                    yield _ended("error", _broke(call.upstream, str(exc)))
+                    yield self._ended("error", _broke(call.upstream, str(exc)))
                     return
                 await self._finish_call(call, failed=True)
                 try:
                     self._call = await self._reopen(self._tried)
                 except ServiceError as error:
-                    yield _ended("error", error)
+                    yield self._ended("error", error)
                     return
                 attempts += 1
                 continue
@@ -157,6 +157,11 @@ class RemoteStream:
         self._generated += len(token_ids)
         return TokenEvent(text=text, token_ids=token_ids, logprobs=logprobs)
 
+    def _ended(self, reason: FinishReason, error: ServiceError) -> TokenEvent:
+        """The last event of a request that did not finish: what went wrong, what it used."""
+        usage = Usage(len(self._request.prompt_tokens), self._generated)
+        return TokenEvent(text="", token_ids=[], finish_reason=reason, usage=usage, error=error)
+
     def _last_event(self, finish: FinishReason, usage: dict[str, Any]) -> TokenEvent:
         return TokenEvent(
             text="",
@@ -174,10 +179,6 @@ def _finish_reason(value: Any) -> FinishReason | None:
     if value is None:
         return None
     return "length" if value == "length" else "stop"
-
-
-def _ended(reason: FinishReason, error: ServiceError) -> TokenEvent:
-    return TokenEvent(text="", token_ids=[], finish_reason=reason, error=error)
 
 
 def _broke(upstream: Upstream, reason: str) -> ServiceError:
