@@ -1,9 +1,9 @@
 """Cost of grammar-constrained sampling in the llama.cpp backend, per generated token.
 
 Compares three ways of sampling one sequence of the real model under a JSON-schema grammar:
-no grammar (reference), grammar-last (what the backend does: check the chain's token, resample
-over the whole vocabulary only when the grammar rejects it) and grammar-first (the grammar as
-the first stage of the chain, filtering all 262k tokens every step).
+no grammar (reference), grammar-last (what the backend does: check the batched sampler's token,
+resample over the whole vocabulary only when the grammar rejects it) and grammar-first
+(llama.cpp's chain with the grammar as its first stage, filtering all 262k tokens every step).
 
     .venv/bin/python bench/grammar_sampling.py [--runs 3] [--threads 2]
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import Any
 
 import llama_cpp as lc
@@ -21,6 +22,7 @@ import llama_cpp as lc
 from gemma_service.chat.structured import schema_to_gbnf
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
+from gemma_service.engine.llama_chain import llama_sampler_chain
 from gemma_service.engine.protocol import SamplingParams
 from gemma_service.engine.scheduler import Chunk, StepPlan
 from gemma_service.model_files import prepare_default_model
@@ -38,15 +40,31 @@ PROMPT = "<start_of_turn>user\nDescribe a person as JSON.<end_of_turn>\n<start_o
 
 
 class GrammarFirstBackend(LlamaBackend):
-    """The previous way: the grammar is the chain's first stage."""
+    """The previous way: llama.cpp's sampler chain with the grammar as its first stage."""
 
-    def _sample(self, samplers: Any, idx: int) -> int:
-        if samplers.grammar is not None:
-            chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-            lc.llama_sampler_chain_add(chain, samplers.grammar)  # the chain now owns it
-            lc.llama_sampler_chain_add(chain, samplers.chain)
-            samplers.chain, samplers.grammar = chain, None
-        return int(lc.llama_sampler_sample(samplers.chain, self._ctx, idx))
+    def __init__(self, config: LlamaConfig) -> None:
+        self._chains: dict[str, Any] = {}
+        super().__init__(config)
+
+    def add_sampler(self, request_id: str, params: SamplingParams) -> None:
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if params.grammar:
+            grammar = lc.llama_sampler_init_grammar(self._vocab, params.grammar.encode(), b"root")
+            lc.llama_sampler_chain_add(chain, grammar)  # the chain now owns it
+        rest = llama_sampler_chain(replace(params, grammar=None), self.info.n_vocab)
+        lc.llama_sampler_chain_add(chain, rest)
+        self._chains[request_id] = chain
+
+    def remove_sampler(self, request_id: str) -> None:
+        lc.llama_sampler_free(self._chains.pop(request_id))
+
+    def _sample_step(self, sample_at: dict[str, int]) -> Any:
+        logits, rows = self._output_logits(sample_at)
+        chains = self._chains
+        tokens = {
+            rid: lc.llama_sampler_sample(chains[rid], self._ctx, i) for rid, i in sample_at.items()
+        }
+        return logits, rows, tokens
 
 
 def generate(backend: LlamaBackend, grammar: str | None, seed: int) -> tuple[float, int]:

@@ -244,7 +244,10 @@ class ServiceSettings(BaseSettings):
     host: str = setting("127.0.0.1", "HOST", "bind address", flag="--host")
     port: int = setting(8080, "PORT", "bind port", flag="--port", ge=0, le=65535)
     api_keys: str | None = setting(
-        None, "GEMMA_API_KEYS", "comma-separated static API keys", flag="--api-keys"
+        None,
+        "GEMMA_API_KEYS",
+        "comma-separated static API keys, each KEY or NAME:KEY, optionally followed by ' admin'",
+        flag="--api-keys",
     )
     jwt_only: bool = setting(
         False, "JWT_ONLY", "accept only JWTs, not static API keys", flag="--jwt-only"
@@ -298,7 +301,7 @@ class ServiceSettings(BaseSettings):
     api_keys_file: Path | None = setting(
         None,
         "GEMMA_API_KEYS_FILE",
-        "file of static API keys, one per line ('#' starts a comment)",
+        "file of static API keys, one per line as KEY or NAME:KEY [admin] ('#' starts a comment)",
         flag="--api-keys-file",
     )
     jwt_secret: SecretStr | None = setting(
@@ -331,6 +334,25 @@ class ServiceSettings(BaseSettings):
         "clock skew allowed on JWT exp/nbf",
         flag="--jwt-leeway",
         ge=0,
+    )
+    jwt_tenant_claim: str | None = setting(
+        None,
+        "GEMMA_JWT_TENANT_CLAIM",
+        "JWT claim naming a tenant whose members share one data space (unset: each 'sub' its own)",
+        flag="--jwt-tenant-claim",
+    )
+    jwt_admin_claim: str | None = setting(
+        None,
+        "GEMMA_JWT_ADMIN_CLAIM",
+        "JWT claim that marks an admin (one who may act for other owners); unset: none",
+        flag="--jwt-admin-claim",
+    )
+    jwt_admin_value: str = setting(
+        "admin",
+        "GEMMA_JWT_ADMIN_VALUE",
+        "value of GEMMA_JWT_ADMIN_CLAIM that marks an admin (equal, listed, or a word of it)",
+        flag="--jwt-admin-value",
+        min_length=1,
     )
     allow_unauthenticated: bool = setting(
         False,
@@ -439,6 +461,11 @@ class ServiceSettings(BaseSettings):
         given = rest.get("memory")
         base = given.model_dump() if isinstance(given, MemorySettings) else dict(given or {})
         return {**rest, "memory": MemorySettings(**{**base, **flat})}
+
+    @field_validator("jwt_tenant_claim", "jwt_admin_claim", mode="before")
+    @classmethod
+    def _empty_claim_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("model_path", mode="before")
     @classmethod

@@ -139,7 +139,10 @@ def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, Conversation
         data_dir=memory_settings.data_dir,
         rag_service_url=memory_settings.rag_service_url,
     )
-    return memory, ConversationStore.in_data_dir(memory_settings.data_dir)
+    conversations = ConversationStore.in_data_dir(
+        memory_settings.data_dir, legacy_owner=memory_settings.legacy_owner
+    )
+    return memory, conversations
 
 
 def _close_memory(state: ServiceState) -> None:

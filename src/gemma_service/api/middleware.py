@@ -16,7 +16,7 @@ from gemma_service.api.security.rate_limit import RateLimiter
 from gemma_service.api.security.request_limits import RequestLimits
 from gemma_service.config import ServiceSettings
 
-CORS_HEADERS = ["Authorization", "Content-Type", "X-Api-Key", "X-Request-Id"]
+CORS_HEADERS = ["Authorization", "Content-Type", "X-Api-Key", "X-Request-Id", "X-Gemma-Owner"]
 
 
 def cors_origins(settings: ServiceSettings) -> list[str]:

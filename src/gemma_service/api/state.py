@@ -8,14 +8,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gemma_service.api.security.owners import OWNER_HEADER, scope_for
 from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, Principal
 from gemma_service.chat.job import Caller
 from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
-from gemma_service.errors import ServiceUnavailableError
+from gemma_service.errors import AuthenticationError, ServiceUnavailableError
 from gemma_service.gpu.residency import GpuResidency
 from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.service import MemoryService
 
 
@@ -60,17 +62,26 @@ def get_memory(request: Request) -> MemoryService:
 
 
 def get_principal(request: Request) -> Principal:
-    """The caller, as the auth middleware identified it (anonymous on an open server)."""
+    """The caller, as the auth middleware identified it (anonymous, the local owner, on an open
+    server)."""
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if isinstance(principal, Principal):
         return principal
-    client = request.client.host if request.client else "-"
-    return Principal(f"anonymous:{client}", "none")
+    # Only the public paths skip the auth middleware, and they use no caller's data: a route
+    # that asks anyway gets a refusal, never a shared owner.
+    raise AuthenticationError("this route was reached without the credentials check")
+
+
+def get_scope(request: Request) -> OwnerScope:
+    """Whose stored objects the request may use: the caller's own, or, for an admin, those of
+    the owner its X-Gemma-Owner header names (403 for anyone else naming another owner)."""
+    return scope_for(get_principal(request), request.headers.get(OWNER_HEADER))
 
 
 def get_caller(request: Request) -> Caller:
-    """Who the chat layer is working for: the principal's id (rate limits, token billing)."""
-    return Caller(get_principal(request).id)
+    """Who the chat layer is working for: the principal's id (rate limits, token billing) and
+    the scope of its stored objects."""
+    return Caller(get_principal(request).id, get_scope(request))
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
@@ -78,3 +89,4 @@ ChatDep = Annotated[ChatService, Depends(get_chat)]
 MemoryDep = Annotated[MemoryService, Depends(get_memory)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+OwnerScopeDep = Annotated[OwnerScope, Depends(get_scope)]

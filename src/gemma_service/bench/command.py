@@ -91,8 +91,18 @@ def _add_load_arguments(group: argparse._ArgumentGroup) -> None:
         "--api", choices=["chat", "completions"], default="chat",
         help="/v1/chat/completions or /v1/completions (default: %(default)s)",
     )  # fmt: skip
-    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
+    group.add_argument(
+        "--temperature", type=float, default=0.0,
+        help="sampling temperature (default: %(default)s, greedy; the sampled mode uses 0.8)",
+    )  # fmt: skip
     group.add_argument("--seed", type=int, default=1234, help="sampling seed sent per request")
+    group.add_argument(
+        "--top-k", type=int,
+        help="top_k sent to every server (default: not sent, each server uses its own default; "
+        "send --top-k 0 --top-p 1 --min-p 0 so every server samples the full distribution)",
+    )  # fmt: skip
+    group.add_argument("--top-p", type=float, help="top_p sent to every server (default: not sent)")
+    group.add_argument("--min-p", type=float, help="min_p sent to every server (default: not sent)")
     group.add_argument(
         "--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
         help="ask servers that support it to generate past EOS (default: on)",
@@ -204,6 +214,9 @@ def _plan(args: argparse.Namespace, model: Path | None) -> BenchPlan:
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         seed=args.seed,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
         ignore_eos=args.ignore_eos,
         api_key=args.api_key,
         chars_per_token=chars_per_token,
@@ -241,6 +254,10 @@ def _settings(args: argparse.Namespace, model: Path | None) -> dict[str, Any]:
         "rounds": args.rounds,
         "temperature": args.temperature,
         "seed": args.seed,
+        # None: the field was not sent, so each server applied its own default.
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "min_p": args.min_p,
         "ignore_eos": args.ignore_eos,
         "llama_cpp_python": pinned_llama_cpp_python_version(),
     }

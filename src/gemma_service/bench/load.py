@@ -29,6 +29,10 @@ class LoadConfig:
     max_tokens: int = 128
     temperature: float = 0.0
     seed: int | None = 1234
+    # Truncation sent with every request; None leaves the field out (the server's default).
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
     # llama.cpp's extension to keep generating past EOS; servers without it ignore the field,
     # and tokens are counted as generated either way.
     ignore_eos: bool = True
@@ -64,6 +68,10 @@ def request_body(config: LoadConfig, prompt: str, max_tokens: int | None = None)
     }
     if config.seed is not None:
         body["seed"] = config.seed
+    for field in ("top_k", "top_p", "min_p"):
+        value = getattr(config, field)
+        if value is not None:
+            body[field] = value
     if config.ignore_eos:
         body["ignore_eos"] = True
     if config.api == "chat":

@@ -29,6 +29,16 @@ THROUGHPUT_TARGETS = (
 # The long-prompt targets: decode throughput against llama-server, by prompt length.
 DECODE_TARGETS = {64: 0.95, 512: 1.1, 2048: 1.1}
 DECODE_TARGET_CLIENTS = (8, 16)
+# The targets of issue 15, for sampled runs: with every server sampling the same distribution
+# (temperature only: top_k 0, top_p 1, min_p 0 sent to all), and with the peers' own defaults.
+SAMPLED_SAME_DISTRIBUTION_TARGETS = (
+    ThroughputTarget(8, LLAMA_SERVER, 1.1),
+    ThroughputTarget(16, LLAMA_SERVER, 1.1),
+)
+SAMPLED_PEER_DEFAULTS_TARGETS = (
+    ThroughputTarget(8, LLAMA_SERVER, 1.0),
+    ThroughputTarget(16, LLAMA_SERVER, 1.0),
+)
 PREFIX_TARGET_MAX_RATIO = 0.25
 _PLOT_ORDER = (OURS, LLAMA_SERVER, LLAMA_CPP_PYTHON)
 
@@ -160,14 +170,31 @@ def prefix_table(run: BenchRun) -> str:
     return _markdown(rows) if len(rows) > 2 else ""
 
 
+def targets_for(settings: dict[str, object]) -> tuple[str, tuple[ThroughputTarget, ...]]:
+    """The issue whose throughput targets apply to a run with these settings, and those."""
+    temperature = settings.get("temperature")
+    if not isinstance(temperature, int | float) or temperature <= 0:
+        return "issue 3", THROUGHPUT_TARGETS
+    untruncated = {"top_k": 0, "top_p": 1.0, "min_p": 0.0}
+    if all(settings.get(k) is not None and settings[k] == v for k, v in untruncated.items()):
+        return "issue 15, every server sampling the same distribution", (
+            SAMPLED_SAME_DISTRIBUTION_TARGETS
+        )
+    return "issue 15, each server's own sampling defaults", SAMPLED_PEER_DEFAULTS_TARGETS
+
+
 def targets_table(run: BenchRun) -> str:
-    """Markdown: each target this run measured, what was measured, and whether it was met."""
+    """Markdown: each target of the run's mode this run measured, what was measured, and
+    whether it was met."""
+    issue, targets = targets_for(run.settings)
     rows = [["target", "measured", "met"], ["---", "---:", ":---:"]]
-    for t in THROUGHPUT_TARGETS:
+    for t in targets:
         ratio = _ratio(_rate(run, OURS, t.concurrency), _rate(run, t.peer, t.concurrency))
         label = f"{t.concurrency} client(s): ours ≥ {t.min_ratio} × {t.peer}"
         met = None if ratio is None else ratio >= t.min_ratio
         rows.append([label, _fmt(ratio, "{:.2f}x"), _verdict(met)])
+    if issue != "issue 3":
+        return _markdown(rows)
     for prompt_tokens, min_ratio in DECODE_TARGETS.items():
         for concurrency in DECODE_TARGET_CLIENTS:
             ratio = _ratio(
@@ -201,9 +228,28 @@ def run_summary(run: BenchRun) -> str:
         f"Model {st.get('model_name')}; {st.get('threads')} threads; "
         f"{st.get('parallel')} parallel sequences; {st.get('max_tokens')} max tokens per request "
         f"(ignore_eos {st.get('ignore_eos')}); /v1/{_route(st.get('api'))}; "
+        f"{sampling_summary(st)}; "
         f"{st.get('requests_per_client')} requests per client per level; "
         f"llama-cpp-python {st.get('llama_cpp_python')}."
     )
+
+
+def sampling_summary(settings: dict[str, object]) -> str:
+    """How the requests were sampled: greedy, or the temperature and the truncation sent (the
+    servers' own defaults where a field was not sent)."""
+    temperature = settings.get("temperature") or 0.0
+    if not isinstance(temperature, int | float) or temperature <= 0:
+        return "greedy (temperature 0)"
+    sent = [
+        f"{f} {settings[f]}" for f in ("top_k", "top_p", "min_p") if settings.get(f) is not None
+    ]
+    unsent = [f for f in ("top_k", "top_p", "min_p") if settings.get(f) is None]
+    parts = [f"temperature {temperature}, seed {settings.get('seed')}"]
+    if sent:
+        parts.append(", ".join(sent) + " sent to every server")
+    if unsent:
+        parts.append("/".join(unsent) + " not sent (each server's default)")
+    return "; ".join(parts)
 
 
 def _route(api: object) -> str:
@@ -225,7 +271,8 @@ def full_report(run: BenchRun) -> str:
         + decode_table(run)
     )
     if run.server(OURS) and len(run.servers) > 1:
-        parts.append("Targets:\n\n" + targets_table(run))
+        issue, _ = targets_for(run.settings)
+        parts.append(f"Targets ({issue}):\n\n" + targets_table(run))
     parts.append(
         "Latency (TTFT: time to first token; ITL: gap between streamed chunks):\n\n"
         + latency_table(run)

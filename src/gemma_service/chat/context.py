@@ -24,6 +24,7 @@ from gemma_service.memory.conversations import (
     fit_history,
 )
 from gemma_service.memory.models import NO_FILTERS, SearchHit
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.rag_prompt import RagBlock, build_rag_block, clip
 from gemma_service.memory.service import MemoryService
 
@@ -41,6 +42,7 @@ class AssembledChat:
     messages: list[Message]
     new_messages: list[Message]
     conversation_id: str | None = None
+    scope: OwnerScope | None = None  # whose memories and conversation these are
     sources: list[dict[str, Any]] = field(default_factory=list)
     rag_context_used: int = 0
     retrieval_time_s: float = 0.0
@@ -71,8 +73,14 @@ class ChatContextBuilder:
         req: MemoryOptions,
         max_tokens: int,
         summarize: Summarizer | None = None,
+        *,
+        scope: OwnerScope | None,
     ) -> AssembledChat:
-        out = AssembledChat(list(messages), list(messages), req.conversation_id)
+        """The request's messages with its history and sources; memories and the conversation
+        are ``scope``'s (a request that uses either must have one)."""
+        if scope is None and (req.use_rag or req.conversation_id):
+            raise ValueError("a request that uses memory or a conversation needs its caller")
+        out = AssembledChat(list(messages), list(messages), req.conversation_id, scope)
         hits = await self._retrieve(out, req)
         block = build_rag_block(hits, req.context_documents)
         if req.conversation_id and self._conversations is not None:
@@ -89,13 +97,13 @@ class ChatContextBuilder:
 
     async def _retrieve(self, out: AssembledChat, req: MemoryOptions) -> list[SearchHit]:
         hits: list[SearchHit] = []
-        if req.use_rag:
+        if req.use_rag and out.scope is not None:
             query = _last_user_text(out.messages)
             if self._memory is None:
                 out.warnings.append("memory is not available on this server")
             elif query:
                 result = await asyncio.to_thread(
-                    self._memory.search, query, NO_FILTERS, req.rag_top_k
+                    self._memory.search, query, NO_FILTERS, req.rag_top_k, scope=out.scope
                 )
                 hits = result.hits
                 out.retrieval_time_s = result.elapsed_s
@@ -112,8 +120,10 @@ class ChatContextBuilder:
         summarize: Summarizer | None,
         out: AssembledChat,
     ) -> list[Message]:
-        assert self._conversations is not None
-        stored = await asyncio.to_thread(self._conversations.load, conversation_id)
+        assert self._conversations is not None and out.scope is not None
+        # A conversation is one owner's, whatever an admin's reach (memory/owners.py).
+        owner = out.scope.owner
+        stored = await asyncio.to_thread(self._conversations.load, conversation_id, owner=owner)
         kept, dropped = fit_history(stored, lambda m: self._turn_cost(m.content), max(0, budget))
         note: dict[str, Any] = {
             "turns": len(stored),
@@ -128,7 +138,11 @@ class ChatContextBuilder:
         summary = await self._summarize(dropped, summarize)
         if summary and self._turn_cost(summary) + self._cost(history) <= budget:
             await asyncio.to_thread(
-                self._conversations.replace_with_summary, conversation_id, len(dropped), summary
+                self._conversations.replace_with_summary,
+                conversation_id,
+                len(dropped),
+                summary,
+                owner=owner,
             )
             note["summarized"] = True
             return [Message("system", f"Summary of the earlier conversation: {summary}"), *history]
@@ -148,7 +162,7 @@ class ChatContextBuilder:
 
     async def remember(self, chat: AssembledChat, reply: str) -> None:
         """Store the request's new messages and the model's reply in its conversation."""
-        if not chat.conversation_id or self._conversations is None:
+        if not chat.conversation_id or self._conversations is None or chat.scope is None:
             return
         turns = [
             ConversationMessage(cast(Role, m.role), m.content)
@@ -157,7 +171,9 @@ class ChatContextBuilder:
         ]
         turns.append(ConversationMessage("assistant", reply))
         started = time.perf_counter()
-        await asyncio.to_thread(self._conversations.extend, chat.conversation_id, turns)
+        await asyncio.to_thread(
+            self._conversations.extend, chat.conversation_id, turns, owner=chat.scope.owner
+        )
         log.debug("stored %d turns in %.3fs", len(turns), time.perf_counter() - started)
 
     def _turn_cost(self, text: str) -> int:

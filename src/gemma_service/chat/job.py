@@ -14,6 +14,7 @@ from typing import Any, Literal
 from gemma_service.chat.messages import ChatMessage
 from gemma_service.chat.structured.tool_specs import FunctionTool, ToolChoice
 from gemma_service.engine.protocol import SamplingParams
+from gemma_service.memory.owners import OwnerScope
 
 
 @dataclass(slots=True)
@@ -41,11 +42,16 @@ class OutputFormat:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asked. ``id`` is stable and safe to log (rate limits, token billing); ``owner`` is
-    whose stored data (memories, conversations) the request may use (None: shared data)."""
+    """Who asked. ``id`` is stable and safe to log (rate limits, token billing); ``scope`` is
+    whose stored objects (memories, conversations, stored responses) the request may read, and
+    its owner owns what the request stores."""
 
     id: str
-    owner: str | None = None
+    scope: OwnerScope
+
+    @property
+    def owner(self) -> str:
+        return self.scope.owner
 
 
 @dataclass(slots=True)
@@ -63,6 +69,7 @@ class ChatJob:
     parallel_tool_calls: bool = True
     output: OutputFormat | None = None
     memory: MemoryOptions = field(default_factory=MemoryOptions)
+    # Needed by a job that uses memory or a conversation (whose they are); None elsewhere only.
     caller: Caller | None = None
     priority: int = 0
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -151,7 +151,11 @@ class ChatService:
             return await self.summarize(turns, caller=job.caller)
 
         context = await self.context.assemble(
-            plan.messages, job.memory, job.sampling.max_tokens, summarize
+            plan.messages,
+            job.memory,
+            job.sampling.max_tokens,
+            summarize,
+            scope=job.caller.scope if job.caller is not None else None,
         )
         prompt = self._prompter.build(context.messages)
         return _Prepared(self._tokenize(prompt), prompt.render(), plan, context)

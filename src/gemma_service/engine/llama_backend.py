@@ -2,7 +2,8 @@
 
 It owns the model, one context with a unified KV cache shared by all sequences (so a prefix is
 copied between sequences by reference, not recomputed), one reusable ``llama_batch`` and the
-samplers of each request (a chain, plus a grammar checked last: ``_sample_constrained``).
+batched sampler that draws every sequence's token from llama.cpp's logits buffer in place
+(``batch_sampler``; a request's grammar is checked last, ``llama_grammar``).
 Every method is called from the engine's worker thread, except ``tokenize``/``token_bytes``,
 which use a separate vocab-only model and are safe from any thread.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import os
 import threading
 import time
@@ -23,6 +23,9 @@ import llama_cpp as lc
 import numpy as np
 
 from gemma_service.engine.backend import KvCacheFullError, SampledToken
+from gemma_service.engine.batch_sampler import BatchSampler
+from gemma_service.engine.llama_grammar import TOKEN_DATA as _TOKEN_DATA
+from gemma_service.engine.llama_grammar import CandidateBuffer, LlamaGrammar
 from gemma_service.engine.logprobs import token_logprobs
 from gemma_service.engine.protocol import ModelInfo, SamplingParams
 from gemma_service.engine.scheduler import StepPlan
@@ -37,8 +40,6 @@ _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 _KV_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
 _init_lock = threading.Lock()
 _initialized = False
-# llama_token_data as a numpy record, so the whole vocabulary goes to llama.cpp as one array.
-_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +64,6 @@ class LlamaConfig:
     cpu_repack: RepackMode = "auto"
     cpu_variant: str | None = None
     kernel_cache_dir: Path = field(default_factory=default_kernel_cache_dir)
-
-
-@dataclass(slots=True)
-class _RequestSamplers:
-    """One request's samplers. The grammar stays out of the chain: it is checked after the
-    chain picks a token, which is much cheaper than filtering the whole vocabulary every step."""
-
-    chain: Any
-    grammar: Any = None
-    # Plain greedy (no penalties, bias or grammar): the argmax of the logits, taken with numpy
-    # instead of llama.cpp copying all 262k candidates into a sorted array first.
-    greedy: bool = False
-
-    def free(self) -> None:
-        lc.llama_sampler_free(self.chain)
-        if self.grammar is not None:
-            lc.llama_sampler_free(self.grammar)
 
 
 @lc.llama_log_callback  # type: ignore[untyped-decorator]
@@ -118,7 +102,11 @@ class LlamaBackend:
         self._vocab_model = self._load_model(0, vocab_only=True)
         self._vocab = lc.llama_model_get_vocab(self._vocab_model)
         self._pieces: dict[int, bytes] = {}
-        self._samplers: dict[str, _RequestSamplers] = {}
+        self._sampling = BatchSampler(
+            int(lc.llama_vocab_n_tokens(self._vocab)),
+            int(lc.llama_vocab_eos(self._vocab)),
+            threads=config.threads,
+        )
         self._model: Any = None
         self._ctx: Any = None
         self._batch: Any = None
@@ -204,8 +192,8 @@ class LlamaBackend:
         self._open(gpu_layers)
 
     def _close_context(self) -> None:
-        for samplers in self._samplers.values():
-            lc.llama_sampler_reset(samplers.chain)  # not the grammar: its text is kept
+        # The samplers outlive the context: a request carries on after a reload with its
+        # generator, penalty window and grammar where they were.
         if self._batch is not None:
             lc.llama_batch_free(self._batch)
             self._batch = None
@@ -217,8 +205,7 @@ class LlamaBackend:
             self._model = None
 
     def close(self) -> None:
-        for rid in list(self._samplers):
-            self.remove_sampler(rid)
+        self._sampling.close()
         self._close_context()
         if self._vocab_model:
             lc.llama_model_free(self._vocab_model)
@@ -258,102 +245,34 @@ class LlamaBackend:
     def add_sampler(self, request_id: str, params: SamplingParams) -> None:
         grammar = None
         if params.grammar:
-            grammar = lc.llama_sampler_init_grammar(self._vocab, params.grammar.encode(), b"root")
-            if not grammar:
-                raise InvalidRequestError("the grammar could not be parsed", param="grammar")
-        samplers = _RequestSamplers(
-            lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params()),
-            grammar,
-            greedy=_is_plain_greedy(params),
-        )
-        try:
-            for smpl in self._sampler_stages(params):
-                lc.llama_sampler_chain_add(samplers.chain, smpl)
-        except Exception:
-            samplers.free()
-            raise
-        self._samplers[request_id] = samplers
-
-    def _sampler_stages(self, p: SamplingParams) -> list[Any]:
-        n_vocab = self.info.n_vocab if hasattr(self, "info") else 0
-        stages: list[Any] = []
-        if p.logit_bias:
-            arr = (lc.llama_logit_bias * len(p.logit_bias))(
-                *[lc.llama_logit_bias(t, b) for t, b in p.logit_bias.items()]
-            )
-            stages.append(lc.llama_sampler_init_logit_bias(n_vocab, len(p.logit_bias), arr))
-        if _has_penalties(p):
-            stages.append(
-                lc.llama_sampler_init_penalties(
-                    n_vocab, 64, p.repetition_penalty, p.frequency_penalty, p.presence_penalty
-                )
-            )
-        if p.temperature <= 0.0:
-            stages.append(lc.llama_sampler_init_greedy())
-            return stages
-        if p.top_k > 0:
-            stages.append(lc.llama_sampler_init_top_k(p.top_k))
-        if p.top_p < 1.0:
-            stages.append(lc.llama_sampler_init_top_p(p.top_p, 1))
-        if p.min_p > 0.0:
-            stages.append(lc.llama_sampler_init_min_p(p.min_p, 1))
-        stages.append(lc.llama_sampler_init_temp(p.temperature))
-        seed = lc.LLAMA_DEFAULT_SEED if p.seed is None else p.seed & 0xFFFFFFFF
-        stages.append(lc.llama_sampler_init_dist(seed))
-        return stages
+            buffer = CandidateBuffer(self._candidates, self._token_ids)
+            grammar = LlamaGrammar(self._vocab, params.grammar, buffer)
+        self._sampling.add(request_id, params, grammar)
 
     def remove_sampler(self, request_id: str) -> None:
-        samplers = self._samplers.pop(request_id, None)
-        if samplers is not None:
-            samplers.free()
+        self._sampling.remove(request_id)
 
-    def _sample(self, samplers: _RequestSamplers, idx: int) -> int:
-        if samplers.greedy:
-            # The first maximum, as llama.cpp's greedy sampler picks it.
-            return int(np.argmax(self._logits(idx)))
-        if samplers.grammar is None:
-            return int(lc.llama_sampler_sample(samplers.chain, self._ctx, idx))
-        token = self._sample_constrained(samplers, idx)
-        lc.llama_sampler_accept(samplers.chain, token)
-        if not self.is_end_of_generation(token):  # the request ends there; nothing to track
-            # Only a token the grammar allows may be accepted: llama.cpp aborts on another.
-            lc.llama_sampler_accept(samplers.grammar, token)
-        return token
+    def _sample_step(self, sample_at: dict[str, int]) -> tuple[Any, dict[str, int], dict[str, int]]:
+        """Every sampled row's token: (the logits of the step's outputs as one array, the row
+        of each request, its token)."""
+        logits, rows = self._output_logits(sample_at)
+        return logits, rows, self._sampling.sample(logits, rows, self.is_end_of_generation)
 
-    def _sample_constrained(self, samplers: _RequestSamplers, idx: int) -> int:
-        """Grammar-last sampling, as llama.cpp's common sampler does it: sample with the plain
-        chain and check just that token against the grammar; only if the grammar rejects it,
-        sample again from the candidates the grammar allows."""
-        candidates = self._fill_candidates(idx)
-        lc.llama_sampler_apply(samplers.chain, ctypes.byref(candidates))
-        token = int(candidates.data[candidates.selected].id)
-        one = np.array([(token, 0.0, 0.0)], dtype=_TOKEN_DATA)
-        single = _token_data_array(one)
-        lc.llama_sampler_apply(samplers.grammar, ctypes.byref(single))
-        if one["logit"][0] != -math.inf:
-            return token
-        candidates = self._fill_candidates(idx)
-        lc.llama_sampler_apply(samplers.grammar, ctypes.byref(candidates))
-        lc.llama_sampler_apply(samplers.chain, ctypes.byref(candidates))
-        selected = int(candidates.selected)
-        if selected < 0 or candidates.data[selected].logit == -math.inf:
-            log.warning("the grammar allows no token; ending the sequence")
-            return int(lc.llama_vocab_eos(self._vocab))
-        return int(candidates.data[selected].id)
-
-    def _logits(self, idx: int) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """The logits at batch position ``idx``: a view into llama.cpp's buffer, valid until
-        the next decode."""
-        pointer = lc.llama_get_logits_ith(self._ctx, idx)
-        return np.ctypeslib.as_array(pointer, shape=(len(self._token_ids),))
-
-    def _fill_candidates(self, idx: int) -> Any:
-        """Every token with its logit at batch position ``idx``, as a llama_token_data_array."""
-        buf = self._candidates
-        buf["logit"] = self._logits(idx)
-        buf["id"] = self._token_ids  # the chain sorts the array in place
-        buf["p"] = 0.0
-        return _token_data_array(buf)
+    def _output_logits(
+        self, sample_at: dict[str, int]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float32]], dict[str, int]]:
+        """llama.cpp's logits buffer as an (outputs, vocabulary) array, no copy, valid until
+        the next decode, and the row of each request's batch position in it."""
+        n_vocab = self._sampling.n_vocab
+        base = lc.llama_get_logits(self._ctx)
+        start = _address(base)
+        row_bytes = 4 * n_vocab
+        rows = {
+            rid: (_address(lc.llama_get_logits_ith(self._ctx, idx)) - start) // row_bytes
+            for rid, idx in sample_at.items()
+        }
+        n_rows = max(rows.values(), default=-1) + 1
+        return np.ctypeslib.as_array(base, shape=(n_rows, n_vocab)), rows
 
     # --- stepping -------------------------------------------------------------------------
     def execute(self, plan: StepPlan, want_logprobs: dict[str, int]) -> dict[str, SampledToken]:
@@ -366,12 +285,14 @@ class LlamaBackend:
             raise KvCacheFullError("no room in the KV cache for this step")
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with status {rc}")
+        if not sample_at:
+            return {}
+        logits, rows, tokens = self._sample_step(sample_at)
         out: dict[str, SampledToken] = {}
-        for rid, idx in sample_at.items():
-            token = self._sample(self._samplers[rid], idx)
+        for rid, token in tokens.items():
             lp = None
             if rid in want_logprobs:
-                lp = token_logprobs(self._logits(idx), token, want_logprobs[rid], self.token_bytes)
+                lp = token_logprobs(logits[rows[rid]], token, want_logprobs[rid], self.token_bytes)
             out[rid] = SampledToken(token, lp)
         return out
 
@@ -412,16 +333,5 @@ class LlamaBackend:
         return sample_at
 
 
-def _has_penalties(p: SamplingParams) -> bool:
-    return p.repetition_penalty != 1.0 or bool(p.presence_penalty or p.frequency_penalty)
-
-
-def _is_plain_greedy(p: SamplingParams) -> bool:
-    """Greedy with no stage that changes the logits first: its token is the logits' argmax."""
-    return p.temperature <= 0.0 and not (p.grammar or p.logit_bias or _has_penalties(p))
-
-
-def _token_data_array(buf: np.ndarray[Any, np.dtype[Any]]) -> Any:
-    """A llama_token_data_array over ``buf`` (which must outlive it), nothing selected."""
-    pointer = buf.ctypes.data_as(ctypes.POINTER(lc.llama_token_data))
-    return lc.llama_token_data_array(pointer, len(buf), -1, False)
+def _address(pointer: Any) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0

@@ -16,8 +16,11 @@ from gemma_service.memory.devset import TEST_SET, TUNE_SET, load_devset
 from gemma_service.memory.embedder import Embedder
 from gemma_service.memory.eval_run import StoreKind, scratch_store
 from gemma_service.memory.models import MemoryItem, MemoryItemIn, MemoryRecord, new_memory_id
+from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
 from gemma_service.memory.service import MemoryService, local_retriever
 from gemma_service.memory.settings import MemorySettings
+
+LOCAL = OwnerScope.local()
 
 SPEAKERS = [
     "Maya",
@@ -182,7 +185,7 @@ def run_bench(
         )
         started = time.perf_counter()
         for begin in range(0, embedded_sample, 128):
-            service.ingest(items[begin : min(begin + 128, embedded_sample)])
+            service.ingest(items[begin : min(begin + 128, embedded_sample)], scope=LOCAL)
         embedded_rate = embedded_sample / (time.perf_counter() - started)
         report(f"{store_kind}: ingest with embedding {embedded_rate:.0f} items/s")
         pool = np.asarray(embedder.embed([i.text for i in items[:embedded_sample]]))
@@ -226,6 +229,7 @@ def _records(
                 speaker=item.speaker,
                 emotion=item.emotion,
                 source=item.source,
+                owner=LOCAL_OWNER,
             ),
             vector.tolist(),
         )
@@ -237,14 +241,14 @@ def _time_searches(
     service: MemoryService, questions: Sequence[str], count: int, stored: int
 ) -> SizeResult:
     started = time.perf_counter()
-    service.search(questions[0], top_k=5)
+    service.search(questions[0], top_k=5, scope=LOCAL)
     first_ms = (time.perf_counter() - started) * 1000
     for question in questions[1:6]:  # warm the embedder and the caches
-        service.search(question, top_k=5)
+        service.search(question, top_k=5, scope=LOCAL)
     times = []
     for n in range(count):
         started = time.perf_counter()
-        service.search(questions[n % len(questions)], top_k=5)
+        service.search(questions[n % len(questions)], top_k=5, scope=LOCAL)
         times.append((time.perf_counter() - started) * 1000)
     return SizeResult(stored, statistics.median(times), _percentile(times, 0.95), first_ms)
 

@@ -58,9 +58,10 @@ def _next_start(text: str, start: int, end: int, overlap: int) -> int:
 
 
 def split_into_items(
-    memory: MemoryItemIn, *, max_chars: int, overlap: int, now: datetime
+    memory: MemoryItemIn, *, max_chars: int, overlap: int, now: datetime, owner: str
 ) -> list[MemoryItem]:
-    """Turn one client item into stored items: one, or one per chunk sharing a parent id."""
+    """Turn one client item into ``owner``'s stored items: one, or one per chunk sharing a
+    parent id."""
     chunks = chunk_text(memory.text, max_chars, overlap) or [memory.text]
     parent_id = f"doc_{uuid.uuid4().hex}" if len(chunks) > 1 else None
     return [
@@ -78,6 +79,7 @@ def split_into_items(
             parent_id=parent_id,
             chunk_index=index,
             chunk_count=len(chunks),
+            owner=owner,
         )
         for index, chunk in enumerate(chunks)
     ]

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from gemma_service.errors import InvalidRequestError
 from gemma_service.memory.models import NO_FILTERS, MemoryItemIn, SearchFilters
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.retriever import RetrievalResult
 from gemma_service.memory.service import MemoryService
 
@@ -36,24 +37,31 @@ def read_jsonl(path: Path) -> list[MemoryItemIn]:
     return items
 
 
-def import_jsonl(service: MemoryService, path: Path, *, show_progress: bool = True) -> list[str]:
-    """Validate the whole file first (nothing is stored if a line is bad), then store it in
-    batches under a progress bar; returns the stored ids."""
+def import_jsonl(
+    service: MemoryService, path: Path, *, scope: OwnerScope, show_progress: bool = True
+) -> list[str]:
+    """Validate the whole file first (nothing is stored if a line is bad), then store it as the
+    scope's owner's in batches under a progress bar; returns the stored ids."""
     items = read_jsonl(path)
     ids: list[str] = []
     with tqdm(total=len(items), unit="item", desc="importing", disable=not show_progress) as bar:
         for start in range(0, len(items), IMPORT_BATCH_ITEMS):
             batch = items[start : start + IMPORT_BATCH_ITEMS]
-            ids.extend(service.ingest(batch))
+            ids.extend(service.ingest(batch, scope=scope))
             bar.update(len(batch))
     return ids
 
 
 def search_cli(
-    service: MemoryService, query: str, *, top_k: int = 5, filters: SearchFilters = NO_FILTERS
+    service: MemoryService,
+    query: str,
+    *,
+    scope: OwnerScope,
+    top_k: int = 5,
+    filters: SearchFilters = NO_FILTERS,
 ) -> str:
-    """The search's results as text for a terminal."""
-    return format_results(service.search(query, filters, top_k))
+    """The search's results (within ``scope``) as text for a terminal."""
+    return format_results(service.search(query, filters, top_k, scope=scope))
 
 
 def format_results(result: RetrievalResult) -> str:
@@ -66,6 +74,7 @@ def format_results(result: RetrievalResult) -> str:
         who = " ".join(
             part for part in (item.speaker, f"({item.emotion})" if item.emotion else "") if part
         )
-        lines.append(f"[{number}] {hit.score:.3f} {when} {who or '-'} {item.id}")
+        whose = f" ({item.owner})" if item.owner else ""
+        lines.append(f"[{number}] {hit.score:.3f} {when} {who or '-'} {item.id}{whose}")
         lines.append(f"    {' '.join(item.text.split())[:300]}")
     return "\n".join(lines)

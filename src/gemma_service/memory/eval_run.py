@@ -21,12 +21,15 @@ from gemma_service.memory.evaluation import (
     run_questions,
 )
 from gemma_service.memory.models import SearchFilters
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.postgres_store import PostgresMemoryStore
 from gemma_service.memory.scratch_postgres import scratch_database
 from gemma_service.memory.service import MemoryService, local_retriever
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 from gemma_service.memory.store import MemoryStore
+
+LOCAL = OwnerScope.local()
 
 StoreKind = Literal["sqlite", "postgres"]
 
@@ -70,12 +73,13 @@ def load_into(service: MemoryService, devset: DevSet) -> dict[str, str]:
     short = service.settings.memory_chunk_chars
     whole = [m for m in devset.memories if len(m.item.text) <= short]
     # Memories that fit one chunk go in one batch (one id each, in order); longer ones alone.
-    ids = service.ingest([m.item for m in whole])
+    ids = service.ingest([m.item for m in whole], scope=LOCAL)
     key_of.update((stored_id, m.key) for stored_id, m in zip(ids, whole, strict=True))
     for labelled in devset.memories:
         if len(labelled.item.text) > short:
             key_of.update(
-                (stored_id, labelled.key) for stored_id in service.ingest([labelled.item])
+                (stored_id, labelled.key)
+                for stored_id in service.ingest([labelled.item], scope=LOCAL)
             )
     return key_of
 
@@ -99,7 +103,7 @@ def evaluate_set(
         key_of = load_into(service, devset)
 
         def search(question: str, filters: SearchFilters, k: int) -> list[str]:
-            return [hit.item.id for hit in service.search(question, filters, k).hits]
+            return [hit.item.id for hit in service.search(question, filters, k, scope=LOCAL).hits]
 
         plain = run_questions(devset, search, key_of, with_filters=False)
         filtered = run_questions(devset, search, key_of, with_filters=True)

@@ -96,6 +96,9 @@ class MemoryItem:
     parent_id: str | None = None
     chunk_index: int = 0
     chunk_count: int = 1
+    # Whose memory this is (memory/owners.py); None only for items of a remote service that
+    # does not say.
+    owner: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, timestamps as ISO 8601."""
@@ -113,6 +116,7 @@ class MemoryItem:
             "chunk_index": self.chunk_index,
             "chunk_count": self.chunk_count,
             "created_at": self.created_at.isoformat(),
+            "owner": self.owner,
         }
 
 

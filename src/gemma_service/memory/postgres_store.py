@@ -17,6 +17,8 @@ from gemma_service.memory.models import (
     SearchFilters,
     as_aware_utc,
 )
+from gemma_service.memory.owner_columns import add_owner_column_postgres
+from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
 from gemma_service.memory.postgres_migrations import migrate
 from gemma_service.memory.store import (
     ABOUT_WEIGHT,
@@ -25,6 +27,7 @@ from gemma_service.memory.store import (
     MemoryConfigError,
     check_embedding,
     lexical_terms,
+    require_owners,
 )
 
 _SCHEMA = """
@@ -50,13 +53,15 @@ CREATE INDEX IF NOT EXISTS memory_items_conversation ON memory_items (conversati
 """
 _ITEM_COLUMNS = (
     "id, text, kind, speaker, ts, emotion, source, conversation_id, metadata, parent_id, "
-    "chunk_index, chunk_count, created_at"
+    "chunk_index, chunk_count, created_at, owner"
 )
 
 
-def filter_clause(filters: SearchFilters) -> tuple[str, list[Any]]:
-    """SQL conditions on memory_items for the set filters (always a valid AND term)."""
-    conditions, params = ["TRUE"], list[Any]()
+def filter_clause(filters: SearchFilters, scope: OwnerScope) -> tuple[str, list[Any]]:
+    """SQL conditions on memory_items for the caller's scope and the set filters (always a
+    valid AND term)."""
+    owned, owner_params = scope.sql(placeholder="%s")
+    conditions, params = [owned], list[Any](owner_params)
     for column, operator, value in (
         ("speaker", "=", filters.speaker),
         ("kind", "=", filters.kind),
@@ -89,7 +94,9 @@ def parse_vector(text: str) -> FloatVector:
 class PostgresMemoryStore:
     """MemoryStore on PostgreSQL + pgvector; one connection per thread."""
 
-    def __init__(self, url: str, embedding_dim: int | None) -> None:
+    def __init__(
+        self, url: str, embedding_dim: int | None, *, legacy_owner: str = LOCAL_OWNER
+    ) -> None:
         try:
             import psycopg
         except ImportError as exc:
@@ -103,6 +110,7 @@ class PostgresMemoryStore:
         self._connections: list[Any] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self._legacy_owner = legacy_owner
         try:
             self._embedding_dim = self._prepare_schema(embedding_dim)
         except BaseException:
@@ -141,6 +149,7 @@ class PostgresMemoryStore:
                 ) from exc
             conn.execute(_SCHEMA)
             migrate(conn)
+            add_owner_column_postgres(conn, self._legacy_owner)
             row = conn.execute(
                 "SELECT value FROM memory_meta WHERE key = 'embedding_dim'"
             ).fetchone()
@@ -164,6 +173,7 @@ class PostgresMemoryStore:
         )
 
     def add(self, records: Sequence[MemoryRecord]) -> list[str]:
+        require_owners(records)
         for record in records:
             if record.embedding is not None:
                 check_embedding(record.embedding, self._embedding_dim)
@@ -191,6 +201,7 @@ class PostgresMemoryStore:
             item.chunk_index,
             item.chunk_count,
             item.created_at,
+            item.owner,
         ]
         columns, marks = _ITEM_COLUMNS, ", ".join(["%s"] * len(values))
         if record.embedding is not None:
@@ -199,26 +210,33 @@ class PostgresMemoryStore:
             values.append(vector_literal(record.embedding))
         cursor.execute(f"INSERT INTO memory_items ({columns}) VALUES ({marks})", values)
 
-    def get(self, item_id: str) -> MemoryItem | None:
-        return self.get_many([item_id]).get(item_id)
+    def get(self, item_id: str, *, scope: OwnerScope) -> MemoryItem | None:
+        return self.get_many([item_id], scope=scope).get(item_id)
 
-    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
+    def get_many(self, item_ids: Sequence[str], *, scope: OwnerScope) -> dict[str, MemoryItem]:
         if not item_ids:
             return {}
+        owned, owner_params = scope.sql(placeholder="%s")
         rows = self._connect().execute(
-            f"SELECT {_ITEM_COLUMNS} FROM memory_items WHERE id = ANY(%s)", (list(item_ids),)
+            f"SELECT {_ITEM_COLUMNS} FROM memory_items WHERE id = ANY(%s) AND {owned}",
+            [list(item_ids), *owner_params],
         )
         return {row[0]: _row_to_item(row) for row in rows}
 
-    def delete(self, item_id: str) -> bool:
-        cursor = self._connect().execute("DELETE FROM memory_items WHERE id = %s", (item_id,))
+    def delete(self, item_id: str, *, scope: OwnerScope) -> bool:
+        owned, owner_params = scope.sql(placeholder="%s")
+        cursor = self._connect().execute(
+            f"DELETE FROM memory_items WHERE id = %s AND {owned}", [item_id, *owner_params]
+        )
         return bool(cursor.rowcount)
 
-    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
+    def lexical_search(
+        self, query: str, filters: SearchFilters, limit: int, *, scope: OwnerScope
+    ) -> list[RankedId]:
         text = tsquery_text(query)
         if text is None or limit <= 0:
             return []
-        where, params = filter_clause(filters)
+        where, params = filter_clause(filters, scope)
         rows = (
             self._connect()
             .execute(
@@ -232,24 +250,36 @@ class PostgresMemoryStore:
         return [RankedId(row[0], rank, float(row[1])) for rank, row in enumerate(rows, 1)]
 
     def vector_search(
-        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int, *, scope: OwnerScope
     ) -> list[RankedId]:
         check_embedding(embedding, self._embedding_dim)
         if limit <= 0:
             return []
-        where, params = filter_clause(filters)
+        where, params = filter_clause(filters, scope)
+        query = vector_literal(embedding)
+        # The HNSW index filters after its approximate search and can return fewer than `limit`
+        # rows; filtered searches scan the filtered rows exactly instead. An owner's search
+        # tries the index first (an owner with most of the rows fills the limit from it) and
+        # scans exactly only when it came back short.
+        exact = filters != NO_FILTERS
+        rows = self._nearest(query, where, params, limit, exact=exact)
+        if len(rows) < limit and not exact and not scope.every_owner:
+            rows = self._nearest(query, where, params, limit, exact=True)
+        return [RankedId(row[0], rank, 1.0 - float(row[1])) for rank, row in enumerate(rows, 1)]
+
+    def _nearest(
+        self, query: str, where: str, params: list[Any], limit: int, *, exact: bool
+    ) -> list[Any]:
         conn = self._connect()
         with conn.transaction():
-            if filters != NO_FILTERS:
-                # The HNSW index filters after its approximate search and can return fewer than
-                # `limit` rows; for filtered searches scan the filtered rows exactly instead.
+            if exact:
                 conn.execute("SET LOCAL enable_indexscan = off")
-            rows = conn.execute(
+            rows: list[Any] = conn.execute(
                 "SELECT id, embedding <=> %s::vector AS distance FROM memory_items "
                 f"WHERE embedding IS NOT NULL AND {where} ORDER BY distance LIMIT %s",
-                [vector_literal(embedding), *params, limit],
+                [query, *params, limit],
             ).fetchall()
-        return [RankedId(row[0], rank, 1.0 - float(row[1])) for rank, row in enumerate(rows, 1)]
+        return rows
 
     def embeddings_of(self, item_ids: Sequence[str]) -> dict[str, FloatVector]:
         if not item_ids or self._embedding_dim is None:
@@ -261,14 +291,21 @@ class PostgresMemoryStore:
         )
         return {row[0]: parse_vector(row[1]) for row in rows}
 
-    def speakers(self) -> list[str]:
+    def speakers(self, *, scope: OwnerScope) -> list[str]:
+        owned, params = scope.sql("owner", "%s")
         rows = self._connect().execute(
-            "SELECT DISTINCT speaker FROM memory_items WHERE speaker IS NOT NULL"
+            f"SELECT DISTINCT speaker FROM memory_items WHERE speaker IS NOT NULL AND {owned}",
+            params,
         )
         return [row[0] for row in rows]
 
-    def newest_timestamp(self) -> datetime | None:
-        row = self._connect().execute("SELECT max(ts) FROM memory_items").fetchone()
+    def newest_timestamp(self, *, scope: OwnerScope) -> datetime | None:
+        owned, params = scope.sql("owner", "%s")
+        row = (
+            self._connect()
+            .execute(f"SELECT max(ts) FROM memory_items WHERE {owned}", params)
+            .fetchone()
+        )
         return None if row[0] is None else as_aware_utc(row[0])
 
     def count(self) -> int:
@@ -298,4 +335,5 @@ def _row_to_item(row: Sequence[Any]) -> MemoryItem:
         chunk_index=row[10],
         chunk_count=row[11],
         created_at=as_aware_utc(row[12]),
+        owner=row[13],
     )

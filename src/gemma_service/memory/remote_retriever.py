@@ -16,6 +16,7 @@ from gemma_service.memory.models import (
     SearchHit,
     as_aware_utc,
 )
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.retriever import RetrievalResult
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class RemoteResult(BaseModel):
     timestamp: datetime | None = None
     emotion: str | None = None
     score: float = 0.0
+    # Whose memory it is, when the service says; one outside the caller's scope is dropped.
+    owner: str | None = None
 
     @field_validator("timestamp")
     @classmethod
@@ -46,7 +49,8 @@ class RemoteSearchResponse(BaseModel):
 
 
 class RemoteRetriever:
-    """Posts ``{query, top_k}`` to ``{base_url}/search``; never raises for a failing service."""
+    """Posts ``{query, top_k, owner}`` to ``{base_url}/search`` (``all_owners: true`` added for
+    an admin's every-owner scope); never raises for a failing service."""
 
     def __init__(
         self, base_url: str, *, timeout_s: float, client: httpx.Client | None = None
@@ -56,13 +60,19 @@ class RemoteRetriever:
         self._timeout_s = timeout_s
 
     def search(
-        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int = 5
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        top_k: int = 5,
+        *,
+        scope: OwnerScope,
     ) -> RetrievalResult:
         started = time.perf_counter()
+        body: dict[str, object] = {"query": query, "top_k": top_k, "owner": scope.owner}
+        if scope.every_owner:
+            body["all_owners"] = True
         try:
-            response = self._client.post(
-                self.search_url, json={"query": query, "top_k": top_k}, timeout=self._timeout_s
-            )
+            response = self._client.post(self.search_url, json=body, timeout=self._timeout_s)
             response.raise_for_status()
             results = RemoteSearchResponse.model_validate_json(response.content).results
         except (httpx.HTTPError, ValidationError) as exc:
@@ -72,8 +82,15 @@ class RemoteRetriever:
             )
             logger.warning("%s: %s", self.search_url, warning)
             return RetrievalResult([], warning, time.perf_counter() - started)
+        kept = [r for r in results if r.owner is None or scope.reads(r.owner)]
+        if len(kept) < len(results):
+            logger.warning(
+                "%s returned %d memories of other owners; dropped",
+                self.search_url,
+                len(results) - len(kept),
+            )
         # The service's contract has no filters, so they are applied to what it returns.
-        hits = [to_hit(result) for result in results]
+        hits = [to_hit(result) for result in kept]
         hits = [hit for hit in hits if filters.accepts(hit.item)][:top_k]
         return RetrievalResult(hits, None, time.perf_counter() - started)
 
@@ -104,5 +121,6 @@ def to_hit(result: RemoteResult) -> SearchHit:
         speaker=result.speaker,
         emotion=result.emotion,
         source="rag-service",
+        owner=result.owner,
     )
     return SearchHit(item=item, score=result.score)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import numpy as np
 
 from gemma_service.memory.embedder import Embedder
 from gemma_service.memory.models import NO_FILTERS, SearchFilters, SearchHit
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.ranking import (
     Candidate,
     RankingWeights,
@@ -67,10 +69,16 @@ class RetrievalResult:
 
 
 class MemoryRetriever(Protocol):
-    """Anything that answers a memory search: the local hybrid retriever or a remote service."""
+    """Anything that answers a memory search: the local hybrid retriever or a remote service.
+    A search finds only memories the caller's ``scope`` may read."""
 
     def search(
-        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int = 5
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        top_k: int = 5,
+        *,
+        scope: OwnerScope,
     ) -> RetrievalResult: ...
 
 
@@ -118,14 +126,19 @@ class Retriever:
         self._facts = StoreFactsCache(store)
 
     def search(
-        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int = 5
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        top_k: int = 5,
+        *,
+        scope: OwnerScope,
     ) -> RetrievalResult:
         started = time.perf_counter()
-        facts = self._facts.get()
-        plan = self.plan(query, filters, facts)
+        facts = self._facts.get(scope)
+        plan = self.plan(query, filters, scope=scope, facts=facts)
         embedding, warning = self._embed(plan.content)
-        found = self._gather(plan, embedding, filters, max(self.candidates, top_k))
-        candidates = self._candidates(found, embedding, facts.names)
+        found = self._gather(plan, embedding, filters, max(self.candidates, top_k), scope)
+        candidates = self._candidates(found, embedding, facts.names, scope)
         rank_candidates(candidates, plan, self.weights, self.recency, self._clock())
         chosen = select_top(candidates, top_k, self.weights, many=plan.many)
         hits = [
@@ -141,23 +154,31 @@ class Retriever:
         return RetrievalResult(hits, warning, time.perf_counter() - started)
 
     def plan(
-        self, query: str, filters: SearchFilters = NO_FILTERS, facts: StoreFacts | None = None
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        *,
+        scope: OwnerScope,
+        facts: StoreFacts | None = None,
     ) -> QueryPlan:
-        """How the question is read: content words, time range, speakers, emotion, intent."""
-        facts = facts or self._facts.get()
+        """How the question is read: content words, time range, speakers, emotion, intent
+        (people and times are those of the memories ``scope`` may read)."""
+        facts = facts or self._facts.get(scope)
         anchor = reference_time(self._clock(), facts.newest)
         return plan_query(
             query,
             speakers=facts.speakers,
             anchor=anchor,
-            role_holders=lambda role: self._role_holders(role, filters, facts.speakers),
+            role_holders=lambda role: self._role_holders(role, filters, facts.speakers, scope),
         )
 
-    def _role_holders(self, role: str, filters: SearchFilters, speakers: list[str]) -> list[str]:
+    def _role_holders(
+        self, role: str, filters: SearchFilters, speakers: list[str], scope: OwnerScope
+    ) -> list[str]:
         """Who the memories say holds ``role`` ('Daniel, our CTO, ...')."""
-        scope = filters.model_copy(update={"speaker": None, "since": None, "until": None})
-        found = self.store.lexical_search(role, scope, ROLE_EVIDENCE)
-        items = self.store.get_many([r.id for r in found])
+        wider = filters.model_copy(update={"speaker": None, "since": None, "until": None})
+        found = self.store.lexical_search(role, wider, ROLE_EVIDENCE, scope=scope)
+        items = self.store.get_many([r.id for r in found], scope=scope)
         evidence = [RoleEvidence(i.text, i.speaker) for i in items.values()]
         return speakers_for_role(role, evidence, speakers)
 
@@ -178,26 +199,32 @@ class Retriever:
         embedding: FloatVector | None,
         filters: SearchFilters,
         pool: int,
+        scope: OwnerScope,
     ) -> dict[str, float | None]:
         """Candidate ids with their lexical score (None: not matched by words), from the whole
         store and from the parts the question prefers (its speakers, its time range)."""
         found: dict[str, float | None] = {}
-        scopes = [(filters, pool)] + [(f, self.preference_pool) for f in preferred(plan, filters)]
-        for scope, limit in scopes:
-            for ranked in self.store.lexical_search(plan.lexical, scope, limit):
+        narrowed = [(filters, pool)] + [(f, self.preference_pool) for f in preferred(plan, filters)]
+        for part, limit in narrowed:
+            for ranked in self.store.lexical_search(plan.lexical, part, limit, scope=scope):
                 found[ranked.id] = ranked.score
             if embedding is not None:
                 try:
-                    for ranked in self.store.vector_search(embedding.tolist(), scope, limit):
+                    vector = embedding.tolist()
+                    for ranked in self.store.vector_search(vector, part, limit, scope=scope):
                         found.setdefault(ranked.id, None)
                 except Exception:
                     logger.exception("vector search failed; using lexical results only")
         return found
 
     def _candidates(
-        self, found: dict[str, float | None], embedding: FloatVector | None, names: frozenset[str]
+        self,
+        found: dict[str, float | None],
+        embedding: FloatVector | None,
+        names: frozenset[str],
+        scope: OwnerScope,
     ) -> list[Candidate]:
-        items = self.store.get_many(list(found))
+        items = self.store.get_many(list(found), scope=scope)
         vectors = self.store.embeddings_of(list(items)) if embedding is not None else {}
         candidates = []
         for item_id, item in items.items():
@@ -271,23 +298,31 @@ class StoreFacts:
 
 
 class StoreFactsCache:
-    """The store's speakers and newest time, re-read when the newest time moves or after
-    ``ttl_s`` (a write of an older memory by a new speaker shows up within that)."""
+    """Each scope's speakers and newest time, re-read when the newest time moves or after
+    ``ttl_s`` (a write of an older memory by a new speaker shows up within that). One owner's
+    facts never serve another's questions; the least recently used scopes are forgotten past
+    ``max_scopes``."""
 
-    def __init__(self, store: MemoryStore, ttl_s: float = 10.0) -> None:
+    def __init__(self, store: MemoryStore, ttl_s: float = 10.0, max_scopes: int = 256) -> None:
         self._store = store
         self._ttl_s = ttl_s
+        self._max_scopes = max_scopes
         self._lock = threading.Lock()
-        self._facts: StoreFacts | None = None
-        self._read_at = 0.0
+        self._facts: OrderedDict[OwnerScope, tuple[StoreFacts, float]] = OrderedDict()
 
-    def get(self) -> StoreFacts:
-        newest = self._store.newest_timestamp()
+    def get(self, scope: OwnerScope) -> StoreFacts:
+        newest = self._store.newest_timestamp(scope=scope)
         with self._lock:
-            fresh = time.monotonic() - self._read_at < self._ttl_s
-            if self._facts is not None and fresh and self._facts.newest == newest:
-                return self._facts
-        facts = StoreFacts(self._store.speakers(), newest)
+            cached = self._facts.get(scope)
+            if cached is not None:
+                facts, read_at = cached
+                if time.monotonic() - read_at < self._ttl_s and facts.newest == newest:
+                    self._facts.move_to_end(scope)
+                    return facts
+        facts = StoreFacts(self._store.speakers(scope=scope), newest)
         with self._lock:
-            self._facts, self._read_at = facts, time.monotonic()
+            self._facts[scope] = (facts, time.monotonic())
+            self._facts.move_to_end(scope)
+            while len(self._facts) > self._max_scopes:
+                self._facts.popitem(last=False)
         return facts

@@ -17,6 +17,7 @@ from gemma_service.memory.models import (
     MemoryRecord,
     SearchFilters,
 )
+from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
 from gemma_service.memory.postgres_store import PostgresMemoryStore
 from gemma_service.memory.remote_retriever import RemoteRetriever
 from gemma_service.memory.retriever import MemoryRetriever, RecencyBias, RetrievalResult, Retriever
@@ -30,14 +31,24 @@ SQLITE_FILE_NAME = "memory.sqlite3"
 EMBED_BATCH = 64
 
 
-def open_store(url: str | None, data_dir: Path, embedding_dim: int | None) -> MemoryStore:
-    """The store GEMMA_MEMORY_URL names: PostgreSQL, an SQLite file, or the default file."""
+def open_store(
+    url: str | None,
+    data_dir: Path,
+    embedding_dim: int | None,
+    *,
+    legacy_owner: str = LOCAL_OWNER,
+) -> MemoryStore:
+    """The store GEMMA_MEMORY_URL names: PostgreSQL, an SQLite file, or the default file.
+    Memories stored before owners existed go to ``legacy_owner`` as it opens."""
     if url is None:
-        return SqliteMemoryStore(data_dir / SQLITE_FILE_NAME, embedding_dim)
+        return SqliteMemoryStore(
+            data_dir / SQLITE_FILE_NAME, embedding_dim, legacy_owner=legacy_owner
+        )
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresMemoryStore(url, embedding_dim)
+        return PostgresMemoryStore(url, embedding_dim, legacy_owner=legacy_owner)
     if url.startswith("sqlite:///"):
-        return SqliteMemoryStore(Path(url.removeprefix("sqlite:///")), embedding_dim)
+        path = Path(url.removeprefix("sqlite:///"))
+        return SqliteMemoryStore(path, embedding_dim, legacy_owner=legacy_owner)
     raise MemoryConfigError(
         f"GEMMA_MEMORY_URL must start with postgresql:// or sqlite:///, not {url.split(':')[0]!r}"
     )
@@ -57,6 +68,11 @@ def local_retriever(
         candidates=settings.rag_candidates,
         clock=clock,
     )
+
+
+def memory_not_found(item_id: str) -> NotFoundError:
+    """The one answer for an id that does not exist and for another owner's id."""
+    return NotFoundError(f"no memory with id {item_id!r}", param="id")
 
 
 class MemoryService:
@@ -91,7 +107,12 @@ class MemoryService:
             sentence_model=settings.embedding_model, gguf_path=settings.embedding_model_path
         )
         embedder = loaded.for_memory
-        store = open_store(settings.memory_url, data_dir, embedder.dim if embedder else None)
+        store = open_store(
+            settings.memory_url,
+            data_dir,
+            embedder.dim if embedder else None,
+            legacy_owner=settings.legacy_owner,
+        )
         retriever: MemoryRetriever
         if rag_service_url:
             retriever = RemoteRetriever(rag_service_url, timeout_s=settings.rag_timeout_s)
@@ -103,9 +124,9 @@ class MemoryService:
     def lexical_only(self) -> bool:
         return self.embedder is None
 
-    def ingest(self, items: Sequence[MemoryItemIn]) -> list[str]:
-        """Chunk, embed and store ``items`` in one transaction; the stored ids, in order (a
-        chunked document yields one id per chunk)."""
+    def ingest(self, items: Sequence[MemoryItemIn], *, scope: OwnerScope) -> list[str]:
+        """Chunk, embed and store ``items`` as the scope's owner's, in one transaction; the
+        stored ids, in order (a chunked document yields one id per chunk)."""
         now = self._clock()
         stored: list[MemoryItem] = []
         for memory in items:
@@ -115,6 +136,7 @@ class MemoryService:
                     max_chars=self.settings.memory_chunk_chars,
                     overlap=self.settings.memory_chunk_overlap,
                     now=now,
+                    owner=scope.owner,
                 )
             )
         embeddings = self._embed_items(stored)
@@ -130,19 +152,26 @@ class MemoryService:
         return vectors
 
     def search(
-        self, query: str, filters: SearchFilters = NO_FILTERS, top_k: int | None = None
+        self,
+        query: str,
+        filters: SearchFilters = NO_FILTERS,
+        top_k: int | None = None,
+        *,
+        scope: OwnerScope,
     ) -> RetrievalResult:
-        return self.retriever.search(query, filters, top_k or self.settings.rag_top_k)
+        return self.retriever.search(query, filters, top_k or self.settings.rag_top_k, scope=scope)
 
-    def get(self, item_id: str) -> MemoryItem:
-        item = self.store.get(item_id)
+    def get(self, item_id: str, *, scope: OwnerScope) -> MemoryItem:
+        """The item, or 404; another owner's item is missing, not forbidden, so a caller cannot
+        tell it exists."""
+        item = self.store.get(item_id, scope=scope)
         if item is None:
-            raise NotFoundError(f"no memory with id {item_id!r}", param="id")
+            raise memory_not_found(item_id)
         return item
 
-    def delete(self, item_id: str) -> None:
-        if not self.store.delete(item_id):
-            raise NotFoundError(f"no memory with id {item_id!r}", param="id")
+    def delete(self, item_id: str, *, scope: OwnerScope) -> None:
+        if not self.store.delete(item_id, scope=scope):
+            raise memory_not_found(item_id)
 
     def embed(
         self, texts: Sequence[str], model: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gemma_service.memory.owners import LOCAL_OWNER, check_owner
 from gemma_service.settings_fields import default_data_dir, setting
 
 
@@ -36,6 +37,13 @@ class MemorySettings(BaseSettings):
         "memory store: postgresql://... for PostgreSQL + pgvector, sqlite:///FILE, or unset "
         "for memory.sqlite3 in GEMMA_DATA_DIR",
         flag="--memory-url",
+    )
+    legacy_owner: str = setting(
+        LOCAL_OWNER,
+        "GEMMA_LEGACY_OWNER",
+        "owner given to memories and conversations stored before owners existed, when a store "
+        f"is first opened by this version (default: '{LOCAL_OWNER}', the owner when auth is off)",
+        flag="--legacy-owner",
     )
     embedding_model: str | None = setting(
         None,
@@ -107,6 +115,11 @@ class MemorySettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("legacy_owner")
+    @classmethod
+    def _owner_can_own(cls, value: str) -> str:
+        return check_owner(value)
 
     @field_validator("memory_chunk_overlap")
     @classmethod

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
+from gemma_service.memory.owner_columns import add_owner_column_sqlite
+from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
 from gemma_service.memory.sqlite_connections import SqliteConnections
 from gemma_service.memory.sqlite_migrations import migrate
 from gemma_service.memory.sqlite_vector_index import SqliteVectorIndex
@@ -28,6 +30,7 @@ from gemma_service.memory.store import (
     FloatVector,
     check_embedding,
     lexical_terms,
+    require_owners,
 )
 
 _SCHEMA = """
@@ -58,7 +61,7 @@ CREATE TABLE IF NOT EXISTS memory_embeddings (
 """
 _ITEM_COLUMNS = (
     "i.id, i.text, i.kind, i.speaker, i.ts_us, i.emotion, i.source, i.conversation_id, "
-    "i.metadata, i.parent_id, i.chunk_index, i.chunk_count, i.created_us"
+    "i.metadata, i.parent_id, i.chunk_index, i.chunk_count, i.created_us, i.owner"
 )
 _SQL_VARIABLES_PER_QUERY = 500
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -82,9 +85,11 @@ def fts_match_expression(query: str) -> str | None:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def filter_clause(filters: SearchFilters) -> tuple[str, list[Any]]:
-    """SQL conditions on ``memory_items i`` for the set filters (always a valid AND term)."""
-    conditions, params = ["1"], list[Any]()
+def filter_clause(filters: SearchFilters, scope: OwnerScope) -> tuple[str, list[Any]]:
+    """SQL conditions on ``memory_items i`` for the caller's scope and the set filters (always a
+    valid AND term)."""
+    owned, owner_params = scope.sql("i.owner")
+    conditions, params = [owned], list[Any](owner_params)
     for column, value in (
         ("i.speaker", filters.speaker),
         ("i.kind", filters.kind),
@@ -106,7 +111,12 @@ class SqliteMemoryStore:
     """MemoryStore on one SQLite file; one connection per thread, durable commits."""
 
     def __init__(
-        self, path: Path, embedding_dim: int | None, vector_engine: VectorEngine = "auto"
+        self,
+        path: Path,
+        embedding_dim: int | None,
+        vector_engine: VectorEngine = "auto",
+        *,
+        legacy_owner: str = LOCAL_OWNER,
     ) -> None:
         self.path = path
         self._sqlite_vec_missing: str | None = None
@@ -115,6 +125,7 @@ class SqliteMemoryStore:
             self._db.run_script(_SCHEMA)
             with self._db.write() as tx:
                 migrate(tx)
+                add_owner_column_sqlite(tx, legacy_owner)
             self._embedding_dim = self._settle_embedding_dim(embedding_dim)
             self.vector_engine = resolve_vector_engine(vector_engine, self._sqlite_vec_missing)
             self._vector_index = SqliteVectorIndex(self._embedding_dim or 0)
@@ -147,6 +158,7 @@ class SqliteMemoryStore:
         return stored_dim
 
     def add(self, records: Sequence[MemoryRecord]) -> list[str]:
+        require_owners(records)
         for record in records:
             if record.embedding is not None:
                 check_embedding(record.embedding, self._embedding_dim)
@@ -159,8 +171,8 @@ class SqliteMemoryStore:
         item = record.item
         cursor = tx.execute(
             "INSERT INTO memory_items (id, text, kind, speaker, ts_us, emotion, source, "
-            "conversation_id, metadata, parent_id, chunk_index, chunk_count, created_us) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "conversation_id, metadata, parent_id, chunk_index, chunk_count, created_us, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 item.id,
                 item.text,
@@ -175,6 +187,7 @@ class SqliteMemoryStore:
                 item.chunk_index,
                 item.chunk_count,
                 to_micros(item.created_at),
+                item.owner,
             ),
         )
         if record.embedding is not None:
@@ -183,34 +196,42 @@ class SqliteMemoryStore:
                 (cursor.lastrowid, float32_blob(record.embedding)),
             )
 
-    def get(self, item_id: str) -> MemoryItem | None:
-        return self.get_many([item_id]).get(item_id)
+    def get(self, item_id: str, *, scope: OwnerScope) -> MemoryItem | None:
+        return self.get_many([item_id], scope=scope).get(item_id)
 
-    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
+    def get_many(self, item_ids: Sequence[str], *, scope: OwnerScope) -> dict[str, MemoryItem]:
         conn, found = self._db.connection(), dict[str, MemoryItem]()
+        owned, owner_params = scope.sql("i.owner")
         unique_ids = list(dict.fromkeys(item_ids))
         for start in range(0, len(unique_ids), _SQL_VARIABLES_PER_QUERY):
             batch = unique_ids[start : start + _SQL_VARIABLES_PER_QUERY]
             marks = ",".join("?" * len(batch))
             rows = conn.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM memory_items i WHERE i.id IN ({marks})", batch
+                f"SELECT {_ITEM_COLUMNS} FROM memory_items i WHERE i.id IN ({marks}) AND {owned}",
+                [*batch, *owner_params],
             )
             found.update((row[0], _row_to_item(row)) for row in rows)
         return found
 
-    def delete(self, item_id: str) -> bool:
+    def delete(self, item_id: str, *, scope: OwnerScope) -> bool:
+        owned, owner_params = scope.sql("owner")
         with self._db.write() as tx:
-            row = tx.execute("SELECT rowid FROM memory_items WHERE id = ?", (item_id,)).fetchone()
+            row = tx.execute(
+                f"SELECT rowid FROM memory_items WHERE id = ? AND {owned}",
+                [item_id, *owner_params],
+            ).fetchone()
             if row is None:
                 return False
             tx.execute("DELETE FROM memory_items WHERE rowid = ?", (row[0],))
         return True
 
-    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
+    def lexical_search(
+        self, query: str, filters: SearchFilters, limit: int, *, scope: OwnerScope
+    ) -> list[RankedId]:
         expression = fts_match_expression(query)
         if expression is None or limit <= 0:
             return []
-        where, params = filter_clause(filters)
+        where, params = filter_clause(filters, scope)
         rows = (
             self._db.connection()
             .execute(
@@ -225,19 +246,19 @@ class SqliteMemoryStore:
         return [RankedId(row[0], rank, -float(row[1])) for rank, row in enumerate(rows, 1)]
 
     def vector_search(
-        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int, *, scope: OwnerScope
     ) -> list[RankedId]:
         check_embedding(embedding, self._embedding_dim)
         if limit <= 0:
             return []
-        where, params = filter_clause(filters)
+        where, params = filter_clause(filters, scope)
         conn = self._db.connection()
         if self.vector_engine == "sqlite-vec":
             found = nearest_with_sqlite_vec(conn, float32_blob(embedding), where, params, limit)
         else:
             self._vector_index.sync(conn)
             allowed = None
-            if params or where != "1":
+            if params:
                 rows = conn.execute(f"SELECT i.rowid FROM memory_items i WHERE {where}", params)
                 allowed = [row[0] for row in rows]
             query = np.asarray(embedding, dtype=np.float32)
@@ -258,14 +279,22 @@ class SqliteMemoryStore:
             found.update((row[0], np.frombuffer(row[1], dtype="<f4")) for row in rows)
         return found
 
-    def speakers(self) -> list[str]:
+    def speakers(self, *, scope: OwnerScope) -> list[str]:
+        owned, params = scope.sql("i.owner")
         rows = self._db.connection().execute(
-            "SELECT DISTINCT speaker FROM memory_items WHERE speaker IS NOT NULL"
+            f"SELECT DISTINCT i.speaker FROM memory_items i WHERE i.speaker IS NOT NULL "
+            f"AND {owned}",
+            params,
         )
         return [row[0] for row in rows]
 
-    def newest_timestamp(self) -> datetime | None:
-        row = self._db.connection().execute("SELECT max(ts_us) FROM memory_items").fetchone()
+    def newest_timestamp(self, *, scope: OwnerScope) -> datetime | None:
+        owned, params = scope.sql("i.owner")
+        row = (
+            self._db.connection()
+            .execute(f"SELECT max(i.ts_us) FROM memory_items i WHERE {owned}", params)
+            .fetchone()
+        )
         return None if row[0] is None else from_micros(row[0])
 
     def count(self) -> int:
@@ -290,4 +319,5 @@ def _row_to_item(row: Sequence[Any]) -> MemoryItem:
         chunk_index=row[10],
         chunk_count=row[11],
         created_at=from_micros(row[12]),
+        owner=row[13],
     )

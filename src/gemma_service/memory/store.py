@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, RankedId, SearchFilters
+from gemma_service.memory.owners import OwnerScope
 
 FloatVector = np.ndarray[Any, np.dtype[np.float32]]
 # Weight of a match in a memory's metadata (speaker, emotion, source, conversation, metadata)
@@ -37,7 +38,11 @@ class EmbeddingDimensionMismatchError(MemoryConfigError):
 @runtime_checkable
 class MemoryStore(Protocol):
     """Persistent memories with lexical and vector search. Methods are thread-safe and durable:
-    when ``add`` returns, the items survive a crash of the process."""
+    when ``add`` returns, the items survive a crash of the process.
+
+    Every read takes the caller's ``scope`` and applies it in the query itself: an item of an
+    owner outside the scope is never returned, counted or deleted, exactly as if it did not
+    exist."""
 
     @property
     def embedding_dim(self) -> int | None:
@@ -45,45 +50,58 @@ class MemoryStore(Protocol):
         ...
 
     def add(self, records: Sequence[MemoryRecord]) -> list[str]:
-        """Store all records in one transaction (all or nothing); return their ids in order."""
+        """Store all records in one transaction (all or nothing); return their ids in order.
+        Every item names its owner (ValueError otherwise)."""
         ...
 
-    def get(self, item_id: str) -> MemoryItem | None: ...
+    def get(self, item_id: str, *, scope: OwnerScope) -> MemoryItem | None: ...
 
-    def get_many(self, item_ids: Sequence[str]) -> dict[str, MemoryItem]:
-        """Items by id; unknown ids are absent from the result."""
+    def get_many(self, item_ids: Sequence[str], *, scope: OwnerScope) -> dict[str, MemoryItem]:
+        """Items by id; unknown ids, and ids of items outside the scope, are absent."""
         ...
 
-    def delete(self, item_id: str) -> bool:
-        """Remove an item; False when there was none."""
+    def delete(self, item_id: str, *, scope: OwnerScope) -> bool:
+        """Remove an item; False when there was none in the scope."""
         ...
 
-    def lexical_search(self, query: str, filters: SearchFilters, limit: int) -> list[RankedId]:
-        """Items whose text or metadata match any query term, best first (a text match weighs
-        more). Any user text is a valid query."""
+    def lexical_search(
+        self, query: str, filters: SearchFilters, limit: int, *, scope: OwnerScope
+    ) -> list[RankedId]:
+        """Items in the scope whose text or metadata match any query term, best first (a text
+        match weighs more). Any user text is a valid query."""
         ...
 
     def vector_search(
-        self, embedding: Sequence[float], filters: SearchFilters, limit: int
+        self, embedding: Sequence[float], filters: SearchFilters, limit: int, *, scope: OwnerScope
     ) -> list[RankedId]:
         """Nearest items by cosine distance, best first; score is the cosine similarity."""
         ...
 
     def embeddings_of(self, item_ids: Sequence[str]) -> dict[str, FloatVector]:
-        """Stored vectors by id; items without one (or unknown) are absent."""
+        """Stored vectors by id; items without one (or unknown) are absent. The ids come from a
+        scoped search, and vectors never reach a caller."""
         ...
 
-    def speakers(self) -> list[str]:
-        """Every distinct speaker name in the store."""
+    def speakers(self, *, scope: OwnerScope) -> list[str]:
+        """Every distinct speaker name among the scope's memories."""
         ...
 
-    def newest_timestamp(self) -> datetime | None:
-        """The latest memory time, or None for an empty store."""
+    def newest_timestamp(self, *, scope: OwnerScope) -> datetime | None:
+        """The latest memory time in the scope, or None when it holds none."""
         ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Items of every owner (an operator's figure; never shown to a caller)."""
+        ...
 
     def close(self) -> None: ...
+
+
+def require_owners(records: Sequence[MemoryRecord]) -> None:
+    """Raise ValueError unless every record's item names its owner."""
+    for record in records:
+        if not record.item.owner:
+            raise ValueError(f"memory {record.item.id} has no owner; the store refuses it")
 
 
 # English words too common to say anything about relevance. PostgreSQL's 'english' text search

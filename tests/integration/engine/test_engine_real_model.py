@@ -107,20 +107,3 @@ async def test_batched_output_differs_from_solo_only_by_kernel_numerics(engine: 
     assert max(drift) < 0.5
     if n_same < len(solo[0]):
         assert solo[2][n_same] < 0.5  # a near tie between the two best tokens
-
-
-async def test_greedy_fast_path_picks_what_llama_cpps_greedy_sampler_picks(engine: Engine) -> None:
-    """Plain greedy requests take the argmax in numpy; a zero logit bias (which changes no
-    logit) sends the same request through llama.cpp's sampler chain instead. Both must agree."""
-    prompt = engine.tokenize("Once upon a time, in a small village,")
-
-    def req(rid: str, bias: dict[int, float]) -> GenerationRequest:
-        return GenerationRequest(
-            rid, prompt, SamplingParams(max_tokens=40, temperature=0.0, logit_bias=bias)
-        )
-
-    await run(engine, req("warm", {}))  # so both runs below reuse the cached prompt alike
-    fast, _ = await run(engine, req("fast", {}))
-    chain, _ = await run(engine, req("chain", {0: 0.0}))
-    assert len(fast) >= 10
-    assert fast == chain

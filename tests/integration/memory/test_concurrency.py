@@ -8,7 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, SearchFilters, new_memory_id
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.store import MemoryStore
+
+LOCAL = OwnerScope.local()
 
 StoreFactory = Callable[[int | None], MemoryStore]
 WRITERS, READERS, BATCHES, BATCH_SIZE = 8, 4, 20, 5
@@ -27,6 +30,7 @@ def write_batches(store: MemoryStore, writer: int) -> list[str]:
                     timestamp=now,
                     created_at=now,
                     speaker=f"speaker{writer}",
+                    owner="local",
                 ),
                 [float(writer + 1), float(batch + 1), float(line + 1)],
             )
@@ -39,9 +43,9 @@ def write_batches(store: MemoryStore, writer: int) -> list[str]:
 def read_until(store: MemoryStore, stop: threading.Event) -> int:
     searches = 0
     while not stop.is_set():
-        hits = store.lexical_search("shared words", SearchFilters(), 20)
-        store.vector_search([1.0, 1.0, 1.0], SearchFilters(speaker="speaker3"), 10)
-        store.get_many([h.id for h in hits])
+        hits = store.lexical_search("shared words", SearchFilters(), 20, scope=LOCAL)
+        store.vector_search([1.0, 1.0, 1.0], SearchFilters(speaker="speaker3"), 10, scope=LOCAL)
+        store.get_many([h.id for h in hits], scope=LOCAL)
         store.count()
         searches += 1
     return searches
@@ -60,7 +64,7 @@ def test_concurrent_writers_and_readers_lose_nothing(store_factory: StoreFactory
     assert all(count > 0 for count in searches)
     assert len(set(written)) == WRITERS * BATCHES * BATCH_SIZE
     assert store.count() == len(written)
-    assert set(store.get_many(written)) == set(written)
+    assert set(store.get_many(written, scope=LOCAL)) == set(written)
     for writer in range(WRITERS):
-        found = store.lexical_search(f"writer{writer}", SearchFilters(), 1000)
+        found = store.lexical_search(f"writer{writer}", SearchFilters(), 1000, scope=LOCAL)
         assert len(found) == BATCHES * BATCH_SIZE

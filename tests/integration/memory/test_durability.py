@@ -10,7 +10,10 @@ import textwrap
 from pathlib import Path
 
 from gemma_service.memory.models import SearchFilters
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
+
+LOCAL = OwnerScope.local()
 
 WRITER = textwrap.dedent(
     """
@@ -25,7 +28,7 @@ WRITER = textwrap.dedent(
     while True:  # writes until killed; each id is printed only after add() returned
         now = datetime.now(UTC)
         item = MemoryItem(id=new_memory_id(), text=f"durable line {n}", kind="note",
-                          timestamp=now, created_at=now)
+                          timestamp=now, created_at=now, owner="local")
         [item_id] = store.add([MemoryRecord(item, [1.0, float(n)])])
         print(item_id, flush=True)
         n += 1
@@ -58,12 +61,12 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
 
     store = SqliteMemoryStore(database, embedding_dim=2)
     try:
-        found = store.get_many(acknowledged)
+        found = store.get_many(acknowledged, scope=LOCAL)
         assert set(found) == set(acknowledged)
         assert store.count() >= ACKS_BEFORE_KILL
         # The index and the vectors were committed with the rows, not after them.
         total = store.count()
-        assert len(store.lexical_search("durable", SearchFilters(), 10_000)) == total
-        assert len(store.vector_search([1.0, 0.0], SearchFilters(), 10_000)) == total
+        assert len(store.lexical_search("durable", SearchFilters(), 10_000, scope=LOCAL)) == total
+        assert len(store.vector_search([1.0, 0.0], SearchFilters(), 10_000, scope=LOCAL)) == total
     finally:
         store.close()

@@ -14,9 +14,12 @@ import pytest
 
 from gemma_service.memory.embedder import SentenceTransformerEmbedder
 from gemma_service.memory.models import MemoryItemIn, SearchFilters
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.retriever import RecencyBias, Retriever
 from gemma_service.memory.service import MemoryService
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
+
+LOCAL = OwnerScope.local()
 
 LABELLED_SET = Path(__file__).parent / "data" / "labelled_set.json"
 K = 5
@@ -39,7 +42,7 @@ def service(
         MemoryItemIn(text=m["text"], speaker=m["speaker"], timestamp=when, kind="transcript")
         for m in labelled["memories"]
     ]
-    ids = memory.ingest(items)
+    ids = memory.ingest(items, scope=LOCAL)
     labelled["id_to_key"] = {i: m["key"] for i, m in zip(ids, labelled["memories"], strict=True)}
     yield memory, labelled
     memory.close()
@@ -69,14 +72,14 @@ def test_hybrid_beats_lexical_and_vector_alone(service: tuple[MemoryService, Lab
     no_filters = SearchFilters()
 
     def lexical(query: str) -> list[str]:
-        return [r.id for r in memory.store.lexical_search(query, no_filters, K)]
+        return [r.id for r in memory.store.lexical_search(query, no_filters, K, scope=LOCAL)]
 
     def vector(query: str) -> list[str]:
         [embedding] = memory.embedder.embed([query])  # type: ignore[union-attr]
-        return [r.id for r in memory.store.vector_search(embedding, no_filters, K)]
+        return [r.id for r in memory.store.vector_search(embedding, no_filters, K, scope=LOCAL)]
 
     def hybrid(query: str) -> list[str]:
-        return [hit.item.id for hit in memory.search(query, top_k=K).hits]
+        return [hit.item.id for hit in memory.search(query, top_k=K, scope=LOCAL).hits]
 
     searches = {"lexical": lexical, "vector": vector, "hybrid": hybrid}
     scores = {name: recall_at_k(labelled, search) for name, search in searches.items()}

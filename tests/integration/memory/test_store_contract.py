@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, SearchFilters, new_memory_id
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.store import EmbeddingDimensionMismatchError, MemoryStore
+
+LOCAL = OwnerScope.local()
 
 StoreFactory = Callable[[int | None], MemoryStore]
 
@@ -25,6 +28,7 @@ def item(text: str, **fields: object) -> MemoryItem:
         "kind": "transcript",
         "timestamp": T0,
         "created_at": T0,
+        "owner": "local",
     }
     values.update(fields)
     return MemoryItem(**values)  # type: ignore[arg-type]
@@ -51,9 +55,9 @@ def test_items_round_trip_with_every_field_and_survive_reopening(
     store.close()
 
     reopened = store_factory(3)
-    assert reopened.get(original.id) == original
+    assert reopened.get(original.id, scope=LOCAL) == original
     assert reopened.count() == 1
-    assert reopened.get("mem_missing") is None
+    assert reopened.get("mem_missing", scope=LOCAL) is None
 
 
 def test_a_batch_is_stored_all_or_nothing(store_factory: StoreFactory) -> None:
@@ -74,11 +78,13 @@ def test_delete_removes_an_item_from_get_and_both_searches(store_factory: StoreF
     doomed, other = item("budget meeting notes"), item("budget forecast")
     store.add([MemoryRecord(doomed, [1.0, 0.0]), MemoryRecord(other, [0.9, 0.1])])
 
-    assert store.delete(doomed.id) is True
-    assert store.delete(doomed.id) is False
-    assert store.get(doomed.id) is None
-    assert [r.id for r in store.lexical_search("budget", NO_FILTERS, 10)] == [other.id]
-    assert [r.id for r in store.vector_search([1.0, 0.0], NO_FILTERS, 10)] == [other.id]
+    assert store.delete(doomed.id, scope=LOCAL) is True
+    assert store.delete(doomed.id, scope=LOCAL) is False
+    assert store.get(doomed.id, scope=LOCAL) is None
+    assert [r.id for r in store.lexical_search("budget", NO_FILTERS, 10, scope=LOCAL)] == [other.id]
+    assert [r.id for r in store.vector_search([1.0, 0.0], NO_FILTERS, 10, scope=LOCAL)] == [
+        other.id
+    ]
 
 
 def test_lexical_search_ranks_matches_and_understands_word_forms(
@@ -90,7 +96,7 @@ def test_lexical_search_ranks_matches_and_understands_word_forms(
     unrelated = item("We adopted a kitten.")
     store.add([MemoryRecord(x) for x in (unrelated, one, both)])
 
-    results = store.lexical_search("budget meetings", NO_FILTERS, 10)
+    results = store.lexical_search("budget meetings", NO_FILTERS, 10, scope=LOCAL)
 
     assert [r.id for r in results] == [both.id, one.id]
     assert [r.rank for r in results] == [1, 2]
@@ -132,8 +138,8 @@ def test_filters_restrict_both_searches(
     store.add([MemoryRecord(x, [1.0, float(i)]) for i, x in enumerate(items.values())])
     names = {x.id: name for name, x in items.items()}
 
-    lexical = store.lexical_search("project deadline", filters, 10)
-    vector = store.vector_search([1.0, 0.5], filters, 10)
+    lexical = store.lexical_search("project deadline", filters, 10, scope=LOCAL)
+    vector = store.vector_search([1.0, 0.5], filters, 10, scope=LOCAL)
 
     assert {names[r.id] for r in lexical} == expected
     assert {names[r.id] for r in vector} == expected
@@ -152,13 +158,15 @@ def test_vector_search_orders_by_cosine_similarity(store_factory: StoreFactory) 
         ]
     )
 
-    results = store.vector_search([1.0, 0.0, 0.0], NO_FILTERS, 10)
+    results = store.vector_search([1.0, 0.0, 0.0], NO_FILTERS, 10, scope=LOCAL)
 
     assert [r.id for r in results] == [near.id, middle.id, far.id]
     assert results[0].score == pytest.approx(0.99875, abs=1e-4)
     assert results[1].score == pytest.approx(0.70711, abs=1e-4)
     assert results[2].score == pytest.approx(-1.0, abs=1e-4)
-    assert [r.id for r in store.vector_search([1.0, 0.0, 0.0], NO_FILTERS, 1)] == [near.id]
+    assert [r.id for r in store.vector_search([1.0, 0.0, 0.0], NO_FILTERS, 1, scope=LOCAL)] == [
+        near.id
+    ]
 
 
 def test_filtered_vector_search_still_fills_the_limit(store_factory: StoreFactory) -> None:
@@ -167,7 +175,7 @@ def test_filtered_vector_search_still_fills_the_limit(store_factory: StoreFactor
     sarah = [MemoryRecord(item(f"sarah {i}", speaker="Sarah"), [0.0, 1.0]) for i in range(5)]
     store.add(crowd + sarah)
 
-    results = store.vector_search([1.0, 0.0], SearchFilters(speaker="Sarah"), 5)
+    results = store.vector_search([1.0, 0.0], SearchFilters(speaker="Sarah"), 5, scope=LOCAL)
 
     assert {r.id for r in results} == {r.item.id for r in sarah}
 
@@ -186,9 +194,9 @@ def test_a_store_without_embeddings_still_stores_and_finds_words(
     note = item("remember the milk")
     store.add([MemoryRecord(note)])
     assert store.embedding_dim is None
-    assert [r.id for r in store.lexical_search("milk", NO_FILTERS, 5)] == [note.id]
+    assert [r.id for r in store.lexical_search("milk", NO_FILTERS, 5, scope=LOCAL)] == [note.id]
     with pytest.raises(ValueError):
-        store.vector_search([1.0], NO_FILTERS, 5)
+        store.vector_search([1.0], NO_FILTERS, 5, scope=LOCAL)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +221,7 @@ def test_query_syntax_in_user_text_is_never_an_error(
     store = store_factory(None)
     table = item("DROP TABLE plus minus start col paren unbalanced emoji")
     store.add([MemoryRecord(table)])
-    results = store.lexical_search(query, NO_FILTERS, 5)
+    results = store.lexical_search(query, NO_FILTERS, 5, scope=LOCAL)
     assert all(r.id == table.id for r in results)
 
 
@@ -229,5 +237,5 @@ def lexical_store(store_factory: StoreFactory) -> MemoryStore:
 )
 @given(query=st.text(max_size=40))
 def test_any_text_is_a_valid_lexical_query(lexical_store: MemoryStore, query: str) -> None:
-    results = lexical_store.lexical_search(query, NO_FILTERS, 3)
+    results = lexical_store.lexical_search(query, NO_FILTERS, 3, scope=LOCAL)
     assert len(results) <= 1

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, SearchFilters, new_memory_id
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 from gemma_service.memory.sqlite_vectors import try_load_sqlite_vec
+
+LOCAL = OwnerScope.local()
 
 DIM = 16
 
@@ -37,6 +40,7 @@ def fill(path: Path) -> list[float]:
                 timestamp=start + timedelta(days=n),
                 created_at=start,
                 speaker="Sarah" if n % 3 else "Tom",
+                owner="local",
             ),
             [rng.gauss(0, 1) for _ in range(DIM)],
         )
@@ -60,7 +64,7 @@ def test_both_engines_return_the_same_neighbours(tmp_path: Path, filters: Search
     for engine in ("sqlite-vec", "numpy"):
         store = SqliteMemoryStore(tmp_path / "m.sqlite3", DIM, vector_engine=engine)
         assert store.vector_engine == engine
-        results[engine] = store.vector_search(query, filters, 10)
+        results[engine] = store.vector_search(query, filters, 10, scope=LOCAL)
         store.close()
 
     assert [r.id for r in results["sqlite-vec"]] == [r.id for r in results["numpy"]]

@@ -74,3 +74,31 @@ def test_another_build_of_ours_can_run_beside_it() -> None:
     ]
     with pytest.raises(argparse.ArgumentError):
         parser().parse_args(["--also-ours", "ours=/x"])
+
+
+def test_sampled_mode_options_reach_the_load_and_the_recorded_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What --temperature/--top-k/--top-p/--min-p say is what every server is sent (one load
+    config serves them all) and what bench.json records."""
+    from gemma_service.bench import command
+    from gemma_service.bench.load import LoadConfig
+    from gemma_service.bench.runner import BenchPlan
+
+    seen: dict[str, LoadConfig] = {}
+
+    def fake_measure(label: str, plan: BenchPlan, server: ServerRun, progress: object) -> None:
+        seen["load"] = plan.load
+
+    monkeypatch.setattr(command, "measure_endpoint", fake_measure)
+    argv = ["--url", "http://127.0.0.1:9", "--out-dir", str(tmp_path), "--temperature", "0.8"]
+    argv += ["--top-k", "0", "--top-p", "1", "--min-p", "0"]
+    assert run_bench(parser().parse_args(argv)) == 0
+    load = seen["load"]
+    assert (load.temperature, load.top_k, load.top_p, load.min_p) == (0.8, 0, 1.0, 0.0)
+    saved = next(tmp_path.glob("*/bench.json")).read_text()
+    assert '"top_k": 0' in saved and '"min_p": 0.0' in saved
+    report = next(tmp_path.glob("*/report.md")).read_text()
+    assert (
+        "temperature 0.8, seed 1234; top_k 0, top_p 1.0, min_p 0.0 sent to every server" in report
+    )

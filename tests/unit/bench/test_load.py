@@ -103,3 +103,20 @@ async def test_prefix_test_compares_cold_and_warm_first_tokens(
 
 async def test_model_id_is_discovered_from_models_route(fake_server_factory: Factory) -> None:
     assert await discover_model_id(config_for(fake_server_factory())) == "fake-gemma"
+
+
+async def test_sampled_mode_sends_the_same_truncation_in_every_request(
+    fake_server_factory: Factory,
+) -> None:
+    server = fake_server_factory(tokens=3)
+    config = config_for(server, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0)
+    await run_level(config, concurrency=3, requests_per_client=2)
+    assert len(server.bodies) == 6
+    for body in server.bodies:
+        assert (body["temperature"], body["seed"]) == (0.8, 1234)
+        assert (body["top_k"], body["top_p"], body["min_p"]) == (0, 1.0, 0.0)
+
+
+def test_unset_truncation_is_left_to_each_servers_default() -> None:
+    body = request_body(LoadConfig(base_url="http://x", temperature=0.8), "hello")
+    assert not {"top_k", "top_p", "min_p"} & set(body)

@@ -112,3 +112,25 @@ def test_decode_table_takes_the_median_of_rounds_per_prompt_length() -> None:
     assert "| 512-token prompts, 8 clients: decode ≥ 1.1 × llama-server | 1.20x | yes |" in targets
     assert "2048-token" not in targets  # not measured, not listed
     assert "512-token prompts" in full_report(run)
+
+
+def test_summary_says_how_requests_were_sampled() -> None:
+    from gemma_service.bench.report import sampling_summary
+
+    assert sampling_summary({"temperature": 0.0}) == "greedy (temperature 0)"
+    defaults = sampling_summary({"temperature": 0.8, "seed": 7})
+    assert defaults == "temperature 0.8, seed 7; top_k/top_p/min_p not sent (each server's default)"
+    partial = sampling_summary({"temperature": 0.8, "seed": 7, "top_k": 40})
+    assert "top_k 40 sent to every server" in partial and "top_p/min_p not sent" in partial
+
+
+def test_sampled_runs_are_held_to_issue_15s_targets() -> None:
+    run = sample_run()
+    run.settings.update(temperature=0.8, seed=1, top_k=0, top_p=1.0, min_p=0.0)
+    report = full_report(run)
+    assert "Targets (issue 15, every server sampling the same distribution)" in report
+    assert "| 8 client(s): ours ≥ 1.1 × llama-server | 1.12x | yes |" in report
+    assert "prefix" not in targets_table(run)
+    run.settings.update(top_k=None, top_p=None, min_p=None)
+    assert "Targets (issue 15, each server's own sampling defaults)" in full_report(run)
+    assert "| 8 client(s): ours ≥ 1.0 × llama-server | 1.12x | yes |" in targets_table(run)

@@ -17,6 +17,7 @@ from gemma_service.engine.async_engine import Engine, EngineConfig
 from gemma_service.engine.fake_backend import FakeBackend
 from gemma_service.engine.protocol import SamplingParams, TokenEvent
 from gemma_service.errors import ContextLengthExceededError, InvalidRequestError
+from gemma_service.memory.owners import OwnerScope
 
 
 class Recorder:
@@ -59,7 +60,7 @@ def ask(text: str, **sampling: object) -> ChatJob:
     return ChatJob(
         messages=[ChatMessage.of("user", text)],
         sampling=SamplingParams(**sampling),  # type: ignore[arg-type]
-        caller=Caller("alice"),
+        caller=Caller("alice", OwnerScope("alice")),
     )
 
 
@@ -68,7 +69,9 @@ async def test_a_run_reports_its_prompt_then_streams_typed_events(engine: Engine
     chat = ChatService(engine, hooks=[recorder])
     run = await chat.start(ask("hello", max_tokens=8))
     assert run.info.prompt_tokens > 0 and run.info.model == "gemma-fake"
-    assert run.info.caller == Caller("alice") and recorder.calls == []  # nothing ran yet
+    assert (
+        run.info.caller == Caller("alice", OwnerScope("alice")) and recorder.calls == []
+    )  # nothing ran yet
     events = [event async for event in run]
     assert isinstance(events[-1], ChoiceEnd) and events[-1].finish_reason == "length"
     assert all(isinstance(e, TextDelta) for e in events[:-1])

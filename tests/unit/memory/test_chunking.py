@@ -16,7 +16,9 @@ NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def test_short_text_is_one_item_without_a_parent() -> None:
-    [item] = split_into_items(MemoryItemIn(text="short note"), max_chars=100, overlap=10, now=NOW)
+    [item] = split_into_items(
+        MemoryItemIn(text="short note"), max_chars=100, overlap=10, now=NOW, owner="local"
+    )
     assert item.text == "short note" and item.parent_id is None and item.chunk_count == 1
     assert item.timestamp == NOW
 
@@ -31,7 +33,7 @@ def test_a_long_document_becomes_linked_chunks_with_its_metadata() -> None:
         metadata={"page": 3},
     )
 
-    items = split_into_items(document, max_chars=200, overlap=50, now=NOW)
+    items = split_into_items(document, max_chars=200, overlap=50, now=NOW, owner="local")
 
     assert len(items) > 5
     assert len({item.parent_id for item in items}) == 1 and items[0].parent_id

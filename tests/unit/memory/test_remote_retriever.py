@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from gemma_service.memory.models import SearchFilters
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.remote_retriever import RemoteRetriever
+
+LOCAL = OwnerScope.local()
 
 
 class RagService:
@@ -77,10 +80,13 @@ def test_search_posts_query_and_top_k_and_maps_results(rag_service: RagService) 
     }
     retriever = RemoteRetriever(rag_service.url, timeout_s=5)
 
-    result = retriever.search("when is the deadline?", top_k=3)
+    result = retriever.search("when is the deadline?", top_k=3, scope=LOCAL)
 
     assert rag_service.requests == [
-        {"path": "/rag/search", "body": {"query": "when is the deadline?", "top_k": 3}}
+        {
+            "path": "/rag/search",
+            "body": {"query": "when is the deadline?", "top_k": 3, "owner": "local"},
+        }
     ]
     assert result.warning is None
     first, second = result.hits
@@ -99,7 +105,7 @@ def test_filters_are_applied_to_what_the_service_returns(rag_service: RagService
         ]
     }
     retriever = RemoteRetriever(rag_service.url, timeout_s=5)
-    result = retriever.search("x", SearchFilters(speaker="Sarah"), top_k=5)
+    result = retriever.search("x", SearchFilters(speaker="Sarah"), top_k=5, scope=LOCAL)
     assert [hit.item.id for hit in result.hits] == ["2"]
     retriever.close()
 
@@ -112,7 +118,7 @@ def closed_port() -> int:
 
 def test_a_service_that_is_down_gives_no_memories_and_a_warning() -> None:
     retriever = RemoteRetriever(f"http://127.0.0.1:{closed_port()}", timeout_s=2)
-    result = retriever.search("anything", top_k=5)
+    result = retriever.search("anything", top_k=5, scope=LOCAL)
     assert result.hits == []
     assert result.warning is not None and "unavailable" in result.warning
     retriever.close()
@@ -123,7 +129,7 @@ def test_a_service_that_does_not_answer_in_time_gives_a_warning() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         retriever = RemoteRetriever(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.3)
-        result = retriever.search("anything")
+        result = retriever.search("anything", scope=LOCAL)
         retriever.close()
     assert result.hits == []
     assert result.warning is not None and "timed out" in result.warning
@@ -143,7 +149,38 @@ def test_an_error_or_garbage_reply_gives_a_warning(
 ) -> None:
     rag_service.status, rag_service.reply = status, reply
     retriever = RemoteRetriever(rag_service.url, timeout_s=5)
-    result = retriever.search("anything")
+    result = retriever.search("anything", scope=LOCAL)
     assert result.hits == []
     assert result.warning is not None and reason in result.warning
+    retriever.close()
+
+
+def test_the_service_is_told_whose_memories_to_search(rag_service: RagService) -> None:
+    retriever = RemoteRetriever(rag_service.url, timeout_s=5)
+
+    retriever.search("deadline?", top_k=2, scope=OwnerScope("alice"))
+    retriever.search("deadline?", top_k=2, scope=OwnerScope("ops", every_owner=True))
+
+    bodies = [r["body"] for r in rag_service.requests]
+    assert bodies[0] == {"query": "deadline?", "top_k": 2, "owner": "alice"}
+    assert bodies[1] == {"query": "deadline?", "top_k": 2, "owner": "ops", "all_owners": True}
+    retriever.close()
+
+
+def test_results_the_service_marks_as_another_owners_are_dropped(rag_service: RagService) -> None:
+    rag_service.reply = {
+        "results": [
+            {"id": 1, "text": "alice's own", "owner": "alice", "score": 0.9},
+            {"id": 2, "text": "bob's secret", "owner": "bob", "score": 0.8},
+            {"id": 3, "text": "unmarked", "score": 0.7},
+        ]
+    }
+    retriever = RemoteRetriever(rag_service.url, timeout_s=5)
+
+    mine = retriever.search("x", top_k=5, scope=OwnerScope("alice")).hits
+    everyone = retriever.search("x", top_k=5, scope=OwnerScope("ops", every_owner=True)).hits
+
+    assert [h.item.text for h in mine] == ["alice's own", "unmarked"]
+    assert mine[0].item.owner == "alice"
+    assert len(everyone) == 3
     retriever.close()

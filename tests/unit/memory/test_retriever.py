@@ -13,8 +13,11 @@ from gemma_service.memory.models import (
     SearchFilters,
     new_memory_id,
 )
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.retriever import RecencyBias, Retriever
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
+
+LOCAL = OwnerScope.local()
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -30,6 +33,7 @@ def remember(
         timestamp=when,
         created_at=when,
         **fields,
+        owner="local",
     )
     [embedding] = embedder.embed([text])
     return store.add([MemoryRecord(item, embedding)])[0]
@@ -54,7 +58,7 @@ def test_hybrid_finds_items_that_only_one_signal_finds(
             vectors: list[list[float]] = embedder.embed(["alpha beta gamma delta" for _ in texts])
             return vectors
 
-    result = retriever_for(store, MeaningOnly()).search("JX4471", top_k=2)
+    result = retriever_for(store, MeaningOnly()).search("JX4471", top_k=2, scope=LOCAL)
 
     found = {hit.item.id: hit for hit in result.hits}
     assert set(found) == {by_words, by_meaning}
@@ -71,7 +75,9 @@ def test_recency_half_life_decides_between_equally_relevant_memories(
 
     def scores(half_life_days: float) -> dict[str, float]:
         recency = RecencyBias(half_life_days=half_life_days, weight=0.5)
-        result = retriever_for(store, embedder, recency=recency).search("boiler broken")
+        result = retriever_for(store, embedder, recency=recency).search(
+            "boiler broken", scope=LOCAL
+        )
         return {hit.item.id: hit.score for hit in result.hits}
 
     # Without the bias they tie; with it, the newer is ahead.
@@ -88,7 +94,9 @@ def test_a_short_half_life_lets_a_recent_memory_overtake_a_better_match(
 
     def top(recency: RecencyBias) -> str:
         hits = (
-            retriever_for(store, embedder, recency=recency).search("boiler broken hot water").hits
+            retriever_for(store, embedder, recency=recency)
+            .search("boiler broken hot water", scope=LOCAL)
+            .hits
         )
         return hits[0].item.id
 
@@ -103,7 +111,7 @@ def test_filters_and_top_k_limit_the_hits(store: SqliteMemoryStore, embedder: An
         remember(store, embedder, f"deadline talk {n}", speaker="Sarah" if n % 2 else "Tom")
 
     result = retriever_for(store, embedder).search(
-        "deadline", SearchFilters(speaker="Sarah"), top_k=2
+        "deadline", SearchFilters(speaker="Sarah"), top_k=2, scope=LOCAL
     )
 
     assert len(result.hits) == 2
@@ -113,9 +121,15 @@ def test_filters_and_top_k_limit_the_hits(store: SqliteMemoryStore, embedder: An
 def test_without_an_embedder_search_is_lexical(tmp_path: Path) -> None:
     store = SqliteMemoryStore(tmp_path / "m.sqlite3", embedding_dim=None)
     now = datetime.now(UTC)
-    store.add([MemoryRecord(MemoryItem(new_memory_id(), "milk and eggs", "note", now, now))])
+    store.add(
+        [
+            MemoryRecord(
+                MemoryItem(new_memory_id(), "milk and eggs", "note", now, now, owner="local")
+            )
+        ]
+    )
 
-    result = Retriever(store, embedder=None).search("eggs")
+    result = Retriever(store, embedder=None).search("eggs", scope=LOCAL)
 
     assert [hit.item.text for hit in result.hits] == ["milk and eggs"]
     assert result.hits[0].vector_rank is None and result.warning is None
@@ -133,7 +147,7 @@ def test_a_failing_embedder_degrades_to_lexical_with_a_warning(
         def embed(self, texts: Sequence[str]) -> list[list[float]]:
             raise RuntimeError("model crashed")
 
-    result = retriever_for(store, Broken()).search("report")
+    result = retriever_for(store, Broken()).search("report", scope=LOCAL)
 
     assert [hit.item.text for hit in result.hits] == ["quarterly report due friday"]
     assert result.warning is not None and "lexical" in result.warning

@@ -10,12 +10,15 @@ import pytest
 
 from gemma_service.errors import InvalidRequestError, NotFoundError
 from gemma_service.memory.models import MemoryItemIn, SearchFilters
+from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.remote_retriever import RemoteRetriever
 from gemma_service.memory.retriever import Retriever
 from gemma_service.memory.service import MemoryService, open_store
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 from gemma_service.memory.store import MemoryConfigError
+
+LOCAL = OwnerScope.local()
 
 
 @pytest.fixture
@@ -29,34 +32,37 @@ def test_ingested_memories_are_found_by_search_and_get(service: MemoryService) -
         [
             MemoryItemIn(text="Sarah: the report is due Friday", speaker="Sarah"),
             MemoryItemIn(text="Tom: lunch at noon?", speaker="Tom"),
-        ]
+        ],
+        scope=LOCAL,
     )
 
-    result = service.search("report due", SearchFilters(), top_k=1)
+    result = service.search("report due", SearchFilters(), top_k=1, scope=LOCAL)
 
     assert [hit.item.id for hit in result.hits] == [ids[0]]
     assert result.hits[0].vector_rank == 1 and result.hits[0].lexical_rank == 1
-    assert service.get(ids[1]).speaker == "Tom"
+    assert service.get(ids[1], scope=LOCAL).speaker == "Tom"
 
 
 def test_a_long_document_is_stored_as_chunks_each_searchable(service: MemoryService) -> None:
     text = " ".join(f"Paragraph {n} explains step {n} of the procedure." for n in range(30))
-    ids = service.ingest([MemoryItemIn(text=text, kind="document", source="manual.pdf")])
+    ids = service.ingest(
+        [MemoryItemIn(text=text, kind="document", source="manual.pdf")], scope=LOCAL
+    )
 
     assert len(ids) > 3
-    chunks = [service.get(i) for i in ids]
+    chunks = [service.get(i, scope=LOCAL) for i in ids]
     assert len({c.parent_id for c in chunks}) == 1
-    hit = service.search("step 27", top_k=1).hits[0]
+    hit = service.search("step 27", top_k=1, scope=LOCAL).hits[0]
     assert "step 27" in hit.item.text and hit.item.source == "manual.pdf"
 
 
 def test_missing_ids_are_not_found_errors(service: MemoryService) -> None:
-    [item_id] = service.ingest([MemoryItemIn(text="temporary")])
-    service.delete(item_id)
+    [item_id] = service.ingest([MemoryItemIn(text="temporary")], scope=LOCAL)
+    service.delete(item_id, scope=LOCAL)
     with pytest.raises(NotFoundError):
-        service.get(item_id)
+        service.get(item_id, scope=LOCAL)
     with pytest.raises(NotFoundError):
-        service.delete(item_id)
+        service.delete(item_id, scope=LOCAL)
 
 
 def test_embeddings_come_from_the_named_model(service: MemoryService, embedder: Any) -> None:
@@ -76,10 +82,10 @@ def test_without_an_embedder_memory_works_on_words(
     )
     service = MemoryService.from_settings(MemorySettings(), data_dir=tmp_path, rag_service_url=None)
 
-    [item_id] = service.ingest([MemoryItemIn(text="buy oat milk")])
+    [item_id] = service.ingest([MemoryItemIn(text="buy oat milk")], scope=LOCAL)
 
     assert service.lexical_only
-    assert [hit.item.id for hit in service.search("milk").hits] == [item_id]
+    assert [hit.item.id for hit in service.search("milk", scope=LOCAL).hits] == [item_id]
     assert (tmp_path / "memory.sqlite3").is_file()
     with pytest.raises(InvalidRequestError):
         service.embed(["x"])
@@ -96,7 +102,7 @@ def test_a_rag_service_url_sends_searches_there(
         MemorySettings(rag_timeout_s=0.5), data_dir=tmp_path, rag_service_url="http://127.0.0.1:9"
     )
     assert isinstance(service.retriever, RemoteRetriever)
-    result = service.search("anything")
+    result = service.search("anything", scope=LOCAL)
     assert result.hits == [] and result.warning
     service.close()
 

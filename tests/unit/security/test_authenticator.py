@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -96,3 +97,68 @@ def test_an_open_server_binds_only_to_loopback_unless_told(
     assert (problem is not None) == refused
     if refused:
         assert problem is not None and "--allow-unauthenticated" in problem
+
+
+def claims_token(**claims: Any) -> str:
+    return jwt.encode({"exp": int(time.time()) + 60, **claims}, SECRET, algorithm="HS256")
+
+
+def test_each_principal_names_the_owner_of_its_data(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("alice:sk-alice-1\nops:sk-ops-1 admin\nsk-anon-1\n")
+    auth = Authenticator.from_settings(
+        settings(api_keys_file=keys, api_keys="bob:sk-bob-1", jwt_secret=SECRET)
+    )
+
+    alice = auth.authenticate(Credentials("sk-alice-1"))
+    bob = auth.authenticate(Credentials("sk-bob-1"))
+    ops = auth.authenticate(Credentials("sk-ops-1"))
+    anon = auth.authenticate(Credentials("sk-anon-1"))
+    carol = auth.authenticate(Credentials(claims_token(sub="carol")))
+
+    assert (alice.id, alice.owner, alice.admin) == ("key:alice", "alice", False)
+    assert bob.owner == "bob" and ops.admin and ops.owner == "ops"
+    assert anon.owner == anon.id and anon.owner.startswith("key:")
+    assert (carol.owner, carol.admin) == ("jwt:carol", False)
+    assert Authenticator.from_settings(settings()).authenticate(Credentials(None)).owner == "local"
+
+
+def test_a_tenant_claim_shares_one_owner_within_a_tenant() -> None:
+    auth = Authenticator.from_settings(settings(jwt_secret=SECRET, jwt_tenant_claim="org"))
+
+    def owner(**claims: Any) -> str:
+        return auth.authenticate(Credentials(claims_token(**claims))).owner
+
+    assert owner(sub="u1", org="acme") == owner(sub="u2", org="acme") == "tenant:acme"
+    assert owner(sub="u3", org="globex") == "tenant:globex"
+    assert owner(sub="u1") == "jwt:u1"  # no tenant in the token: the subject's own space
+    for bad in ({"sub": "u1", "org": ""}, {"sub": "u1", "org": ["acme"]}, {"org": True}):
+        with pytest.raises(AuthenticationError, match="'org' claim"):
+            owner(**bad)
+    with pytest.raises(AuthenticationError, match="'sub'"):
+        owner(name="no subject")
+
+
+@pytest.mark.parametrize(
+    ("claim_value", "admin"),
+    [
+        ("admin", True),
+        (["reader", "admin"], True),
+        ("openid gemma admin", True),
+        (True, True),
+        ("administrator", False),
+        (["reader"], False),
+        (None, False),
+    ],
+)
+def test_a_jwt_claim_marks_an_admin(claim_value: Any, admin: bool) -> None:
+    auth = Authenticator.from_settings(settings(jwt_secret=SECRET, jwt_admin_claim="roles"))
+    claims: dict[str, Any] = {"sub": "eve"}
+    if claim_value is not None:
+        claims["roles"] = claim_value
+    assert auth.authenticate(Credentials(claims_token(**claims))).admin is admin
+
+
+def test_bad_key_entries_refuse_to_start() -> None:
+    with pytest.raises(SecurityConfigError, match="GEMMA_API_KEYS entry 2"):
+        Authenticator.from_settings(settings(api_keys="alice:sk-1,alice:"))

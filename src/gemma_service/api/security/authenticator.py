@@ -5,7 +5,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from gemma_service.api.security.api_keys import StaticKeys, read_keys_file
+from gemma_service.api.security.api_keys import (
+    KeyConfigError,
+    KeyEntry,
+    StaticKeys,
+    parse_key_entry,
+    read_keys_file,
+)
 from gemma_service.api.security.jwt_verifier import (
     JwtConfigError,
     JwtVerifier,
@@ -13,9 +19,11 @@ from gemma_service.api.security.jwt_verifier import (
     keys_from_jwks,
     public_key_from_pem,
 )
+from gemma_service.api.security.owners import JwtOwnership
 from gemma_service.api.security.principal import Principal
 from gemma_service.config import ServiceSettings
 from gemma_service.errors import AuthenticationError
+from gemma_service.memory.owners import LOCAL_OWNER
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_HS256_SECRET_BYTES = 32
@@ -36,10 +44,16 @@ class Credentials:
 
 
 class Authenticator:
-    """Static keys and/or JWTs; with neither configured, every caller is let in (open mode)."""
+    """Static keys and/or JWTs; with neither configured, every caller is let in (open mode).
+    Each principal names the owner of its data; in open mode that is the local owner."""
 
     def __init__(
-        self, keys: StaticKeys, jwt_verifier: JwtVerifier | None, *, jwt_only: bool = False
+        self,
+        keys: StaticKeys,
+        jwt_verifier: JwtVerifier | None,
+        *,
+        jwt_only: bool = False,
+        jwt_ownership: JwtOwnership | None = None,
     ) -> None:
         if jwt_only and jwt_verifier is None:
             raise SecurityConfigError(
@@ -48,20 +62,24 @@ class Authenticator:
         self._keys = keys
         self._jwt = jwt_verifier
         self._jwt_only = jwt_only
+        self._jwt_ownership = jwt_ownership or JwtOwnership()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Authenticator:
-        keys = list(settings.api_key_list)
-        if settings.api_keys_file is not None:
-            try:
-                keys += read_keys_file(settings.api_keys_file)
-            except OSError as exc:
-                raise SecurityConfigError(f"cannot read GEMMA_API_KEYS_FILE: {exc}") from exc
+        try:
+            keys = StaticKeys(_key_entries(settings))
+        except KeyConfigError as exc:
+            raise SecurityConfigError(str(exc)) from exc
         try:
             verifier = _jwt_verifier(settings)
         except JwtConfigError as exc:
             raise SecurityConfigError(str(exc)) from exc
-        return cls(StaticKeys(keys), verifier, jwt_only=settings.jwt_only)
+        ownership = JwtOwnership(
+            tenant_claim=settings.jwt_tenant_claim,
+            admin_claim=settings.jwt_admin_claim,
+            admin_value=settings.jwt_admin_value,
+        )
+        return cls(keys, verifier, jwt_only=settings.jwt_only, jwt_ownership=ownership)
 
     @property
     def open(self) -> bool:
@@ -70,20 +88,41 @@ class Authenticator:
 
     def authenticate(self, credentials: Credentials) -> Principal:
         if self.open:
-            return Principal(f"anonymous:{credentials.client_host or '-'}", "none")
+            return Principal(f"anonymous:{credentials.client_host or '-'}", "none", LOCAL_OWNER)
         token = credentials.token
         if not token:
             raise AuthenticationError(_MISSING, code="missing_api_key")
         if self._jwt is not None and _looks_like_jwt(token):
             claims = self._jwt.verify(token)
             subject = claims.get("sub")
-            return Principal(f"jwt:{subject if isinstance(subject, str) else '-'}", "jwt", claims)
+            return Principal(
+                f"jwt:{subject if isinstance(subject, str) else '-'}",
+                "jwt",
+                self._jwt_ownership.owner(claims),
+                self._jwt_ownership.is_admin(claims),
+                claims,
+            )
         if self._jwt_only:
             raise AuthenticationError("this server accepts only JWTs, not API keys")
-        fingerprint = self._keys.match(token)
-        if fingerprint is None:
+        holder = self._keys.match(token)
+        if holder is None:
             raise AuthenticationError("the API key is not valid")
-        return Principal(fingerprint, "api_key")
+        return Principal(holder.id, "api_key", holder.owner, holder.admin)
+
+
+def _key_entries(settings: ServiceSettings) -> list[KeyEntry]:
+    entries = []
+    for number, entry in enumerate(settings.api_key_list, 1):
+        try:
+            entries.append(parse_key_entry(entry))
+        except KeyConfigError as exc:
+            raise KeyConfigError(f"GEMMA_API_KEYS entry {number}: {exc}") from None
+    if settings.api_keys_file is not None:
+        try:
+            entries += read_keys_file(settings.api_keys_file)
+        except OSError as exc:
+            raise KeyConfigError(f"cannot read GEMMA_API_KEYS_FILE: {exc}") from exc
+    return entries
 
 
 def _jwt_verifier(settings: ServiceSettings) -> JwtVerifier | None:

@@ -18,10 +18,13 @@ PRINCIPAL_SCOPE_KEY = "gemma.principal"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A caller. ``id`` is stable and safe to log (never a key or token)."""
+    """A caller. ``id`` is stable and safe to log (never a key or token); ``owner`` owns what
+    the caller stores (docs/security.md, "Owners"); an ``admin`` may act for other owners."""
 
     id: str
     method: Literal["api_key", "jwt", "none"]
+    owner: str
+    admin: bool = False
     claims: dict[str, Any] = field(default_factory=dict)
 
 
