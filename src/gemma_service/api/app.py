@@ -31,7 +31,8 @@ from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.gpu.residency import GpuResidency
-from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.conversations import ConversationHistory, ConversationStore
+from gemma_service.memory.postgres_conversations import PostgresConversationStore
 from gemma_service.memory.service import MemoryService
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ async def _start_residency(state: ServiceState) -> GpuResidency:
     return residency
 
 
-def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, ConversationStore]:
+def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, ConversationHistory]:
     """The memory store, embedders and conversation history (blocking: loads models)."""
     memory_settings = settings.memory
     memory_settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -139,9 +140,15 @@ def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, Conversation
         data_dir=memory_settings.data_dir,
         rag_service_url=memory_settings.rag_service_url,
     )
-    conversations = ConversationStore.in_data_dir(
-        memory_settings.data_dir, legacy_owner=memory_settings.legacy_owner
-    )
+    url = memory_settings.memory_url or ""
+    conversations: ConversationHistory
+    if url.startswith(("postgresql://", "postgres://")):
+        # With the memories in PostgreSQL, conversations go there too: any replica continues any.
+        conversations = PostgresConversationStore(url)
+    else:
+        conversations = ConversationStore.in_data_dir(
+            memory_settings.data_dir, legacy_owner=memory_settings.legacy_owner
+        )
     return memory, conversations
 
 

@@ -34,7 +34,7 @@ from gemma_service.engine.protocol import (
 )
 from gemma_service.errors import InvalidRequestError
 from gemma_service.gpu.residency import GpuResidency
-from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.conversations import ConversationHistory
 from gemma_service.memory.service import MemoryService
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class ChatService:
         request_timeout_s: float | None = None,
         residency: GpuResidency | None = None,
         memory: MemoryService | None = None,
-        conversations: ConversationStore | None = None,
+        conversations: ConversationHistory | None = None,
         on_retrieval: Callable[[float], None] | None = None,
         hooks: Sequence[RunHook] = (),
         system_prompt: str | None = None,
