@@ -103,8 +103,8 @@ async def _measure(args: argparse.Namespace, upstreams: list[str], front: str) -
     report: dict[str, Any] = {
         "clients": clients,
         "max_tokens": args.max_tokens,
-        "tokens_per_s": {"direct": direct, "front": through_front["tokens_per_s"],
-                         "one_upstream": one["tokens_per_s"]},
+        "tokens_per_s": {"direct": direct, "front": round(through_front["tokens_per_s"], 2),
+                         "one_upstream": round(one["tokens_per_s"], 2)},
     }  # fmt: skip
     report["front_overhead"] = round(1 - through_front["tokens_per_s"] / direct, 4)
     report["two_over_one"] = round(direct / one["tokens_per_s"], 3)
