@@ -4,6 +4,7 @@ Upstreams are two llama-servers from the benchmark's cached build of the pinned 
 (~/.cache/gemma-service/bench/llama-server-build) where that build exists, else two
 gemma-service processes (so CI, without the cache, stays inside its time). Each is started on
 a fixed port, so a killed one can come back where the front expects it.
+GEMMA_TEST_UPSTREAM=gemma-service forces the fallback.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _gemma_service(model: Path, port: int, tmp: Path, parallel: int) -> Upstream
 
 def start_fleet(model: Path, tmp: Path, *, parallel: int = 2) -> Fleet:
     """Two upstreams (llama-servers where the cached build exists), started and ready."""
-    if LLAMA_SERVER.is_file():
+    forced = os.environ.get("GEMMA_TEST_UPSTREAM")
+    if LLAMA_SERVER.is_file() and forced != "gemma-service":
         kind, make = "llama-server", _llama_server
     else:
         kind, make = "gemma-service", _gemma_service

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # Prompt tokens hashed into the affinity key: enough to tell conversations apart, few enough
 # that a conversation's growing prompt keeps the same key.
 AFFINITY_PREFIX_TOKENS = 64
+# The context assumed when no upstream reports one (and none is configured).
+FALLBACK_CONTEXT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +89,19 @@ class RemoteEngine:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
         await self._probe_all()
-        n_ctx = cfg.context_size or await self._upstream_context() or vocab.n_ctx_train
+        n_ctx = cfg.context_size or await self._upstream_context() or 0
+        if not n_ctx:
+            n_ctx = FALLBACK_CONTEXT
+            log.warning(
+                "no upstream said its context size; assuming %d tokens "
+                "(set GEMMA_UPSTREAM_CONTEXT_SIZE)",
+                n_ctx,
+            )
         self._info = ModelInfo(
             model_id=cfg.model_id,
             path=str(cfg.vocabulary_path),
             n_ctx=n_ctx,
-            n_ctx_train=vocab.n_ctx_train,
+            n_ctx_train=max(vocab.n_ctx_train, n_ctx),
             n_vocab=vocab.n_vocab,
             chat_template=vocab.chat_template,
             bos_token=vocab.bos_token,
@@ -258,6 +267,9 @@ class RemoteEngine:
             for model in models.get("data") or []:
                 if isinstance(model.get("max_model_len"), int):  # vLLM, SGLang
                     return int(model["max_model_len"])
+                meta = model.get("meta") or {}
+                if isinstance(meta.get("n_ctx"), int):  # gemma-service: per sequence
+                    return int(meta["n_ctx"])
             props: Any = (await self._client.get(upstream.url + "/props", timeout=5.0)).json()
             settings = props.get("default_generation_settings") or {}
             if isinstance(settings.get("n_ctx"), int):  # llama-server: per slot
