@@ -123,3 +123,47 @@ def test_cors_allows_only_listed_origins(
     r = client.post(CHAT, json={"messages": HI}, headers={"Origin": origin, "X-Api-Key": "sk-a"})
     assert r.status_code == 200
     assert (r.headers.get("access-control-allow-origin") == origin) == allowed
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (CHAT, b'{"messages": [{"role": "user", "content": "\\ud800"}]}'),
+        (
+            "/v1/messages",
+            b'{"model": "m", "max_tokens": 4, "messages": [{"role": "user", '
+            b'"content": "\\udfff"}]}',
+        ),
+        ("/api/chat", b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud83d"}]}'),
+        ("/v1/responses", b'{"input": "\\ud800"}'),
+        ("/tokenize", b'{"content": "\\ud800"}'),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_not_a_crash(
+    make_client: MakeClient, path: str, body: bytes
+) -> None:
+    client = make_client()
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "not valid Unicode" in r.text
+    pair = body.replace(b"\\ud800", b"\\ud83d\\ude00")  # a valid pair (an emoji) is fine
+    if pair != body:
+        assert (
+            client.post(
+                path, content=pair, headers={"content-type": "application/json"}
+            ).status_code
+            == 200
+        )
+
+
+def test_the_responses_input_is_limited_like_messages(make_client: MakeClient) -> None:
+    client = make_client(max_messages=2, max_message_chars=100)
+    many = {"input": [{"role": "user", "content": "hi"}] * 3}
+    assert error_of(client.post("/v1/responses", json=many), 400)["code"] == "too_many_messages"
+    long = {"input": "x" * 101}
+    assert error_of(client.post("/v1/responses", json=long), 400)["param"] == "input"
+    parts = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "y" * 101}]}]}
+    assert error_of(client.post("/v1/responses", json=parts), 400)["param"] == "input[0].content"
+    system = {"model": "m", "max_tokens": 4, "messages": HI, "system": "z" * 101}
+    refused = client.post("/v1/messages", json=system)
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"

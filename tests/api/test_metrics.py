@@ -50,9 +50,10 @@ def test_requests_are_counted_by_route_and_status(make_client: MakeClient) -> No
     client.get("/v1/models/nope", headers=key)
     text = client.get("/metrics", headers=key).text
     series = "gemma_http_requests_total"
-    assert sample(text, series, 'method="GET",route="/v1/models",status="200"') == 1
-    assert sample(text, series, 'method="GET",route="/v1/models",status="401"') == 1
-    labels = 'method="GET",route="/v1/models/{model_id:path}",status="404"'
+    openai = 'method="GET",protocol="openai"'
+    assert sample(text, series, f'{openai},route="/v1/models",status="200"') == 1
+    assert sample(text, series, f'{openai},route="/v1/models",status="401"') == 1
+    labels = f'{openai},route="/v1/models/{{model_id:path}}",status="404"'
     assert sample(text, series, labels) == 1
     assert client.get("/metrics").status_code == 401
 
@@ -96,3 +97,21 @@ def test_kv_cache_use_is_reported_when_the_engine_knows_it() -> None:
     assert sample(text, "gemma_requests_running") == 3
     assert sample(text, "gemma_requests_waiting") == 2
     assert sample(text, "gemma_ready") == 0  # no chat service yet: still loading
+
+
+def test_requests_carry_their_protocol(client: TestClient) -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    client.post("/v1/messages", json={"model": "m", "max_tokens": 2, "messages": hi})
+    client.post("/api/chat", json={"model": "m", "messages": hi, "stream": False})
+    client.post("/v1/responses", json={"input": "hi", "max_output_tokens": 2})
+    client.post("/tokenize", json={"content": "hi"})
+    text = client.get("/metrics").text
+    series = "gemma_http_requests_total"
+    for protocol, route in [
+        ("anthropic", "/v1/messages"),
+        ("ollama", "/api/chat"),
+        ("responses", "/v1/responses"),
+        ("llama", "/tokenize"),
+    ]:
+        labels = f'method="POST",protocol="{protocol}",route="{route}",status="200"'
+        assert sample(text, series, labels) == 1

@@ -61,3 +61,23 @@ def test_a_drain_turns_readiness_red_and_refuses_new_work(make_client: MakeClien
     assert refused.status_code == 503 and "shutting down" in refused.json()["error"]["message"]
     assert int(refused.headers["Retry-After"]) > 0
     assert client.get("/livez").status_code == 200
+
+
+def test_a_drain_refuses_every_protocol_in_its_own_shape(make_client: MakeClient) -> None:
+    client = make_client()
+    client.app.state.drain.begin()  # type: ignore[attr-defined]
+    hi = [{"role": "user", "content": "hi"}]
+    anthropic = client.post("/v1/messages", json={"model": "m", "max_tokens": 4, "messages": hi})
+    assert anthropic.status_code == 503
+    assert anthropic.json()["error"] == {
+        "type": "overloaded_error",
+        "message": "the server is shutting down",
+    }
+    ollama = client.post("/api/chat", json={"model": "m", "messages": hi})
+    assert (ollama.status_code, ollama.json()) == (503, {"error": "the server is shutting down"})
+    responses = client.post("/v1/responses", json={"input": "hi"})
+    assert (
+        responses.status_code == 503 and responses.json()["error"]["code"] == "service_unavailable"
+    )
+    assert client.post("/tokenize", json={"content": "hi"}).status_code == 503
+    assert all(r.headers["Retry-After"] for r in (anthropic, ollama, responses))

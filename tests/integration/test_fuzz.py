@@ -2,7 +2,8 @@
 
 A short run for the suite (150 cases at least); the long run and its command are in
 docs/reliability.md. Every operation gets schema-valid and schema-violating cases; none may
-answer 5xx, and the server must still serve a chat afterwards.
+answer 5xx, every refusal is in the error shape of its protocol (OpenAI's, Anthropic's,
+Ollama's), and the server must still serve a chat afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,33 @@ KEY = "sk-fuzz-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 # Operations without parameters have only a case or two to give; the others give this many.
 CASES_PER_OPERATION_AND_MODE = 12
+# Every protocol's routes are in the run (the OpenAPI document lists them all).
+PROTOCOL_ROUTES = {
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("DELETE", "/v1/responses/{response_id}"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("POST", "/api/chat"),
+    ("POST", "/api/generate"),
+    ("GET", "/api/tags"),
+    ("POST", "/api/show"),
+    ("GET", "/api/ps"),
+    ("POST", "/api/embed"),
+    ("POST", "/api/embeddings"),
+    ("POST", "/tokenize"),
+    ("POST", "/detokenize"),
+}
+
+
+def in_protocol_shape(path: str, body: Any) -> bool:
+    """A refusal as the path's protocol writes errors."""
+    if path.startswith("/v1/messages"):
+        error = body.get("error") if body.get("type") == "error" else None
+        return isinstance(error, dict) and {"type", "message"} <= set(error)
+    if path.startswith("/api/"):
+        return list(body) == ["error"] and isinstance(body["error"], str)
+    return isinstance(body.get("error"), dict) and {"message", "type"} <= set(body["error"])
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +74,12 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterat
     stop_server(server)
 
 
+@pytest.mark.timeout(1800)  # a few hundred cases, some of them generations, on two threads
 def test_no_case_gets_a_server_error(fuzzed: RunningServer) -> None:
     schema = schemathesis.openapi.from_url(fuzzed.url + "/openapi.json", headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12
+    assert {(op.method.upper(), op.path) for op in operations} >= PROTOCOL_ROUTES
     statuses: Counter[int] = Counter()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -65,6 +96,12 @@ def test_no_case_gets_a_server_error(fuzzed: RunningServer) -> None:
                 response = case.call(base_url=fuzzed.url, headers=AUTH, timeout=120)
                 statuses[response.status_code] += 1
                 assert response.status_code < 500, (case.method, case.path, response.text)
+                if response.status_code >= 400:
+                    assert in_protocol_shape(case.path, response.json()), (
+                        case.method,
+                        case.path,
+                        response.text,
+                    )
 
             with contextlib.suppress(Unsatisfiable):  # nothing to violate (no parameters)
                 run()

@@ -65,14 +65,24 @@ def every_operation(http: httpx.Client) -> list[tuple[str, str]]:
 def test_every_route_needs_credentials(http: httpx.Client) -> None:
     operations = every_operation(http)
     assert len(operations) >= 10
+    for route in [("POST", "/v1/responses"), ("POST", "/v1/messages"), ("POST", "/api/chat")]:
+        assert route in operations, route
     for method, path in operations:
         r = http.request(method, path, json={})
         if path in PUBLIC:
             assert r.status_code != 401, path
             continue
         assert r.status_code == 401, (method, path, r.status_code)
-        assert r.json()["error"]["type"] == "authentication_error"
+        body = r.json()
+        if path.startswith("/v1/messages"):  # Anthropic's error shape
+            assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+        elif path.startswith("/api/"):  # Ollama's
+            assert isinstance(body["error"], str) and "API key" in body["error"]
+        else:
+            assert body["error"]["type"] == "authentication_error"
         assert http.request(method, path, json={}, headers=AUTH).status_code != 401
+        # X-Api-Key, as the Anthropic SDK sends its key, is a credential on every route.
+        assert http.request(method, path, json={}, headers={"X-Api-Key": KEY}).status_code != 401
 
 
 def test_the_openai_sdk_with_a_key_a_wrong_key_and_a_jwt(secured: RunningServer) -> None:

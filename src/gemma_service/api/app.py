@@ -16,6 +16,7 @@ from gemma_service.api.metering import Metering
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.middleware import install_middleware
 from gemma_service.api.routes import (
+    anthropic,
     chat_completions,
     completions,
     embeddings,
@@ -23,6 +24,10 @@ from gemma_service.api.routes import (
     memories,
     models,
     native,
+    ollama,
+    ollama_models,
+    responses,
+    tokenize,
     ui,
 )
 from gemma_service.api.security.rate_limit import RateLimiter
@@ -31,9 +36,13 @@ from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.gpu.residency import GpuResidency
-from gemma_service.memory.conversations import ConversationHistory, ConversationStore
-from gemma_service.memory.postgres_conversations import PostgresConversationStore
-from gemma_service.memory.service import MemoryService
+from gemma_service.memory.conversations import ConversationHistory
+from gemma_service.memory.service import (
+    MemoryService,
+    open_conversation_store,
+    open_response_store,
+)
+from gemma_service.memory.stored_responses import ResponseStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +78,21 @@ def create_app(
     app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     install_middleware(app, settings, metrics=metrics, limiter=limiter)
-    for module in (health, chat_completions, completions, models, native, memories, embeddings, ui):
+    for module in (
+        health,
+        chat_completions,
+        completions,
+        responses,
+        anthropic,
+        ollama,
+        ollama_models,
+        models,
+        native,
+        tokenize,
+        memories,
+        embeddings,
+        ui,
+    ):
         app.include_router(module.router)
     return app
 
@@ -83,7 +106,7 @@ async def _load(
     memory = asyncio.create_task(asyncio.to_thread(_open_memory, state.settings))
     try:
         await state.engine.start()
-        state.memory, state.conversations = await memory
+        state.memory, state.conversations, state.responses = await memory
     except Exception as exc:
         memory.cancel()
         state.load_error = f"{exc}"
@@ -131,8 +154,12 @@ async def _start_residency(state: ServiceState) -> GpuResidency:
     return residency
 
 
-def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, ConversationHistory]:
-    """The memory store, embedders and conversation history (blocking: loads models)."""
+def _open_memory(
+    settings: ServiceSettings,
+) -> tuple[MemoryService, ConversationHistory, ResponseStore]:
+    """The memory store, embedders, conversation history and stored responses (blocking:
+    loads models). With GEMMA_MEMORY_URL on PostgreSQL all of them live there, shared by
+    every replica."""
     memory_settings = settings.memory
     memory_settings.data_dir.mkdir(parents=True, exist_ok=True)
     memory = MemoryService.from_settings(
@@ -140,16 +167,12 @@ def _open_memory(settings: ServiceSettings) -> tuple[MemoryService, Conversation
         data_dir=memory_settings.data_dir,
         rag_service_url=memory_settings.rag_service_url,
     )
-    url = memory_settings.memory_url or ""
-    conversations: ConversationHistory
-    if url.startswith(("postgresql://", "postgres://")):
-        # With the memories in PostgreSQL, conversations go there too: any replica continues any.
-        conversations = PostgresConversationStore(url)
-    else:
-        conversations = ConversationStore.in_data_dir(
-            memory_settings.data_dir, legacy_owner=memory_settings.legacy_owner
-        )
-    return memory, conversations
+    data_dir = memory_settings.data_dir
+    conversations = open_conversation_store(
+        memory_settings.memory_url, data_dir, legacy_owner=memory_settings.legacy_owner
+    )
+    responses = open_response_store(memory_settings.memory_url, data_dir)
+    return memory, conversations, responses
 
 
 def _close_memory(state: ServiceState) -> None:
@@ -157,3 +180,5 @@ def _close_memory(state: ServiceState) -> None:
         state.memory.close()
     if state.conversations is not None:
         state.conversations.close()
+    if state.responses is not None:
+        state.responses.close()

@@ -76,7 +76,7 @@ class DrainMiddleware:
             return
         if self.drain.draining:
             exc = ServiceUnavailableError("the server is shutting down", retry_after_s=10)
-            await error_response(exc)(scope, receive, send)
+            await error_response(exc, path)(scope, receive, send)
             return
         self.drain.inflight += 1
         try:

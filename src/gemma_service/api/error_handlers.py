@@ -1,4 +1,8 @@
-"""The one place where exceptions become HTTP responses with OpenAI-shaped error bodies."""
+"""The one place where exceptions become HTTP error responses, in the protocol of the path.
+
+OpenAI's shape by default (``{"error": {"message", "type", "param", "code"}}``); the Anthropic
+and Ollama routes get theirs (``api/protocols.py``), validation errors included.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gemma_service.api.protocols import error_body, protocol_of
 from gemma_service.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -27,8 +32,20 @@ _HTTP_STATUS_ERRORS: dict[int, type[ServiceError]] = {
 }
 
 
-def error_response(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
+class HttpStatusError(ServiceError):
+    """Any other status the framework answers with (405 method not allowed, ...)."""
+
+    error_type = "http_error"
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None) -> None:
+        super().__init__(message, code=str(status), headers=headers)
+        self.status_code = status
+
+
+def error_response(exc: ServiceError, path: str) -> JSONResponse:
+    """``exc`` as a response in the error shape of the protocol ``path`` belongs to."""
+    body = error_body(exc, protocol_of(path))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequestError:
@@ -50,40 +67,28 @@ def validation_error(exc: RequestValidationError) -> InvalidRequestError:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
-        if cls is not None:
-            return error_response(cls(str(exc.detail)))
-        body = {
-            "error": {
-                "message": str(exc.detail),
-                "type": "http_error",
-                "param": None,
-                "code": str(exc.status_code),
-            }
-        }
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        error = (
+            cls(str(exc.detail))
+            if cls is not None
+            else HttpStatusError(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+        )
+        return error_response(error, request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        body = {
-            "error": {
-                "message": "internal server error",
-                "type": "server_error",
-                "param": None,
-                "code": "internal_error",
-            }
-        }
-        return JSONResponse(body, status_code=500)
+        error = ServiceError("internal server error", code="internal_error")
+        return error_response(error, request.url.path)
 
 
 def sse_error(exc: ServiceError) -> bytes:

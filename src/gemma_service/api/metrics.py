@@ -45,13 +45,17 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # protocol: openai, responses, anthropic, ollama, native, llama, memory, service.
         self.requests = Counter(
-            "gemma_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
+            "gemma_http_requests",
+            "HTTP requests",
+            ["protocol", "route", "method", "status"],
+            registry=r,
         )
         self.request_seconds = Histogram(
             "gemma_http_request_duration_seconds",
             "HTTP request time until the last byte of the response",
-            ["route"],
+            ["protocol", "route"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gemma_service.api.metrics import ServiceMetrics
+from gemma_service.api.protocols import protocol_of
 from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, PUBLIC_PATHS, Principal
 from gemma_service.logs import request_id_var
 
@@ -124,8 +125,9 @@ class RequestLogMiddleware:
             self._routes = flat_routes(self.router.routes)
         route = route_template(self._routes, scope)
         method = scope["method"]
-        self.metrics.requests.labels(route, method, str(status)).inc()
-        self.metrics.request_seconds.labels(route).observe(elapsed_s)
+        protocol = protocol_of(scope["path"])
+        self.metrics.requests.labels(protocol, route, method, str(status)).inc()
+        self.metrics.request_seconds.labels(protocol, route).observe(elapsed_s)
         path = printable(scope["path"])
         principal = scope.get(PRINCIPAL_SCOPE_KEY)
         caller = principal.id if isinstance(principal, Principal) else None
@@ -135,6 +137,7 @@ class RequestLogMiddleware:
             "method": method,
             "path": path,
             "route": route,
+            "protocol": protocol,
             "status": status,
             "duration_ms": round(elapsed_s * 1000, 1),
             "bytes_sent": sent,

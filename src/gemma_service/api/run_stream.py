@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from fastapi import Request
@@ -58,8 +58,15 @@ class RunResponse(StreamingResponse):
             await self.run.aclose()
 
 
-def stream_run(run: ChatRun, writer: EventWriter) -> RunResponse:
-    """The streamed response of ``run`` in ``writer``'s protocol."""
+def stream_run(
+    run: ChatRun,
+    writer: EventWriter,
+    *,
+    on_complete: Callable[[], Awaitable[None]] | None = None,
+) -> RunResponse:
+    """The streamed response of ``run`` in ``writer``'s protocol. ``on_complete`` runs after
+    every choice ended well and before the writer's ending (a stored response is saved there,
+    so a client that saw the end can continue from it)."""
 
     async def body() -> AsyncIterator[bytes]:
         for chunk in writer.start():
@@ -69,6 +76,8 @@ def stream_run(run: ChatRun, writer: EventWriter) -> RunResponse:
                 yield chunk
             if isinstance(event, ChoiceEnd) and event.error is not None:
                 return
+        if on_complete is not None:
+            await on_complete()
         for chunk in writer.finish():
             yield chunk
 

@@ -19,6 +19,7 @@ from gemma_service.gpu.residency import GpuResidency
 from gemma_service.memory.conversations import ConversationHistory
 from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.service import MemoryService
+from gemma_service.memory.stored_responses import ResponseStore
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ServiceState:
     residency: GpuResidency | None = None
     memory: MemoryService | None = None
     conversations: ConversationHistory | None = None
+    responses: ResponseStore | None = None  # stored responses of the Responses API
     draining: bool = False
     load_error: str | None = None
 
@@ -59,6 +61,13 @@ def get_memory(request: Request) -> MemoryService:
     if state.memory is None:
         raise ServiceUnavailableError(state.load_error or "the memory store is still opening")
     return state.memory
+
+
+def get_responses(request: Request) -> ResponseStore:
+    state = get_state(request)
+    if state.responses is None:
+        raise ServiceUnavailableError(state.load_error or "the response store is still opening")
+    return state.responses
 
 
 def get_principal(request: Request) -> Principal:
@@ -90,3 +99,4 @@ MemoryDep = Annotated[MemoryService, Depends(get_memory)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OwnerScopeDep = Annotated[OwnerScope, Depends(get_scope)]
+ResponsesDep = Annotated[ResponseStore, Depends(get_responses)]

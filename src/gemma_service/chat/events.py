@@ -52,12 +52,14 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class ChoiceEnd:
-    """A choice is done: why, what it cost, and (finish "error" or "timeout") what failed."""
+    """A choice is done: why, what it cost, and (finish "error" or "timeout") what failed.
+    ``stop_string``: the stop sequence that ended it, when one did (Anthropic reports it)."""
 
     choice: int
     finish_reason: ChatFinish
     usage: Usage
     error: ServiceError | None = None
+    stop_string: str | None = None
 
 
 RunEvent = TextDelta | ReasoningDelta | ToolCallDelta | ChoiceEnd
@@ -97,6 +99,7 @@ class ChoiceResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    stop_string: str | None = None
 
 
 @dataclass(slots=True)
@@ -150,7 +153,14 @@ class ResultCollector:
             reasoning = "".join(self._reasoning[i]) or None
             choices.append(
                 ChoiceResult(
-                    i, content, end.finish_reason, end.usage, calls, reasoning, self._logprobs[i]
+                    i,
+                    content,
+                    end.finish_reason,
+                    end.usage,
+                    calls,
+                    reasoning,
+                    self._logprobs[i],
+                    end.stop_string,
                 )
             )
         return RunResult(choices)

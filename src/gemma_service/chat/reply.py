@@ -38,7 +38,7 @@ class ReplyReader:
                 deltas += self._plan.finish_stream(self._parser)
             out += self._from_parser(deltas, event.logprobs)
         if event.finish_reason is not None:
-            out.append(self._end(event.finish_reason, event.usage))
+            out.append(self._end(event.finish_reason, event.usage, event.stop_string))
         return out
 
     def _from_parser(
@@ -57,8 +57,8 @@ class ReplyReader:
             out.insert(0, TextDelta(self.choice, "", logprobs))
         return out
 
-    def _end(self, reason: FinishReason, usage: Usage | None) -> ChoiceEnd:
+    def _end(self, reason: FinishReason, usage: Usage | None, stop: str | None) -> ChoiceEnd:
         assert usage is not None
         if self._parser is not None and self._parser.calls:
             return ChoiceEnd(self.choice, "tool_calls", usage)
-        return ChoiceEnd(self.choice, reason, usage)
+        return ChoiceEnd(self.choice, reason, usage, stop_string=stop)

@@ -115,6 +115,12 @@ class ChatService:
         observers = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
         return ChatRun(run_info, streams, readers, observers)
 
+    async def count_prompt_tokens(self, job: ChatJob) -> int:
+        """The tokens of the prompt ``job`` would be answered from (tools, history and
+        memories included), without generating anything: for token-counting endpoints."""
+        _check_vocabulary(job, self._engine.model_info.n_vocab)
+        return len((await self._prepare(job)).tokens)
+
     async def summarize(self, turns: list[Message], *, caller: Caller | None = None) -> str:
         """A few sentences standing in for older turns of a long conversation (a run of its
         own, billed to ``caller``)."""

@@ -100,6 +100,8 @@ class TokenEvent:
     usage: Usage | None = None
     # Set when finish_reason is "error" or "timeout": what went wrong, as the client is told.
     error: ServiceError | None = None
+    # Set when a stop string (``SamplingParams.stop``) ended the text: which one.
+    stop_string: str | None = None
 
 
 @dataclass(slots=True)

@@ -83,4 +83,6 @@ class RequestState:
         error: ServiceError | None = None,
     ) -> TokenEvent:
         self.finished = True
-        return TokenEvent(text, tokens, lps, reason, self.usage(), error)
+        return TokenEvent(
+            text, tokens, lps, reason, self.usage(), error, stop_string=self.stream.stop_string
+        )

@@ -17,6 +17,7 @@ class StopStringMatcher:
         self._stops = [s for s in stops if s]
         self._max_hold = max((len(s) for s in self._stops), default=0)
         self._pending = ""
+        self.matched: str | None = None  # the stop string that was hit
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Add ``text``; return (text safe to emit, whether a stop string was hit)."""
@@ -26,6 +27,7 @@ class StopStringMatcher:
         hit = self._first_stop(self._pending)
         if hit is not None:
             safe = self._pending[:hit]
+            self.matched = next(s for s in self._stops if self._pending.startswith(s, hit))
             self._pending = ""
             return safe, True
         hold = self._partial_suffix_len(self._pending)
@@ -59,6 +61,11 @@ class TextStream:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._matcher = StopStringMatcher(stops)
         self.stopped = False
+
+    @property
+    def stop_string(self) -> str | None:
+        """The stop string that ended the text (None: it ended otherwise, or not yet)."""
+        return self._matcher.matched
 
     def feed(self, piece: bytes) -> str:
         """Add one token's bytes; return the text that may be shown now."""

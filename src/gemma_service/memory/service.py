@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gemma_service.errors import InvalidRequestError, NotFoundError
 from gemma_service.memory.chunking import split_into_items
+from gemma_service.memory.conversations import ConversationHistory, ConversationStore
 from gemma_service.memory.embedder import Embedder, load_embedders
 from gemma_service.memory.models import (
     NO_FILTERS,
@@ -18,12 +19,15 @@ from gemma_service.memory.models import (
     SearchFilters,
 )
 from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
+from gemma_service.memory.postgres_conversations import PostgresConversationStore
+from gemma_service.memory.postgres_responses import PostgresResponseStore
 from gemma_service.memory.postgres_store import PostgresMemoryStore
 from gemma_service.memory.remote_retriever import RemoteRetriever
 from gemma_service.memory.retriever import MemoryRetriever, RecencyBias, RetrievalResult, Retriever
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 from gemma_service.memory.store import MemoryConfigError, MemoryStore
+from gemma_service.memory.stored_responses import ResponseStore, SqliteResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,24 @@ def local_retriever(
 def memory_not_found(item_id: str) -> NotFoundError:
     """The one answer for an id that does not exist and for another owner's id."""
     return NotFoundError(f"no memory with id {item_id!r}", param="id")
+
+
+def open_conversation_store(
+    url: str | None, data_dir: Path, *, legacy_owner: str
+) -> ConversationHistory:
+    """Server-side conversations: in PostgreSQL when GEMMA_MEMORY_URL names it (so any replica
+    continues any conversation), else in SQLite in the data directory."""
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        return PostgresConversationStore(url)
+    return ConversationStore.in_data_dir(data_dir, legacy_owner=legacy_owner)
+
+
+def open_response_store(url: str | None, data_dir: Path) -> ResponseStore:
+    """Stored responses: in PostgreSQL when GEMMA_MEMORY_URL names it (shared by replicas),
+    else in SQLite beside the conversations."""
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        return PostgresResponseStore(url)
+    return SqliteResponseStore.in_data_dir(data_dir)
 
 
 class MemoryService:

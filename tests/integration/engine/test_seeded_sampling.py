@@ -72,7 +72,7 @@ async def checked(model_file: Path) -> AsyncIterator[tuple[Engine, ChainChecking
 
 async def generate(engine: Engine, rid: str, prompt: str, params: SamplingParams) -> list[int]:
     tokens: list[int] = []
-    async for event in engine.generate(GenerationRequest(rid, engine.tokenize(prompt), params)):
+    async for event in await engine.submit(GenerationRequest(rid, engine.tokenize(prompt), params)):
         tokens += event.token_ids
     return tokens
 

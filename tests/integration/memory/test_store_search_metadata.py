@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gemma_service.memory.models import MemoryItem, MemoryRecord, SearchFilters, new_memory_id
+from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
 from gemma_service.memory.sqlite_migrations import LATEST_VERSION, schema_version
 from gemma_service.memory.sqlite_store import SqliteMemoryStore
 from gemma_service.memory.store import MemoryStore
@@ -20,6 +21,7 @@ from gemma_service.memory.store import MemoryStore
 StoreFactory = Callable[[int | None], MemoryStore]
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 NO_FILTERS = SearchFilters()
+LOCAL = OwnerScope.local()
 
 
 def item(text: str, **fields: object) -> MemoryItem:
@@ -29,6 +31,7 @@ def item(text: str, **fields: object) -> MemoryItem:
         "kind": "transcript",
         "timestamp": T0,
         "created_at": T0,
+        "owner": LOCAL_OWNER,
     }
     values.update(fields)
     return MemoryItem(**values)  # type: ignore[arg-type]
@@ -44,7 +47,7 @@ def test_speaker_emotion_source_and_metadata_are_found_by_words(
     store.add([MemoryRecord(x) for x in (by_lena, at_review, tagged)])
 
     def found(query: str) -> list[str]:
-        return [r.id for r in store.lexical_search(query, NO_FILTERS, 5)]
+        return [r.id for r in store.lexical_search(query, NO_FILTERS, 5, scope=LOCAL)]
 
     assert found("Lena") == [by_lena.id]
     assert found("worried") == [by_lena.id]
@@ -59,7 +62,7 @@ def test_a_word_in_the_text_outranks_the_same_word_in_the_metadata(
     in_metadata = item("Hosting went up again.", source="Budget review")
     in_text = item("The budget for hosting went up again.")
     store.add([MemoryRecord(in_metadata), MemoryRecord(in_text)])
-    assert [r.id for r in store.lexical_search("budget", NO_FILTERS, 5)] == [
+    assert [r.id for r in store.lexical_search("budget", NO_FILTERS, 5, scope=LOCAL)] == [
         in_text.id,
         in_metadata.id,
     ]
@@ -67,7 +70,7 @@ def test_a_word_in_the_text_outranks_the_same_word_in_the_metadata(
 
 def test_stored_vectors_speakers_and_newest_time(store_factory: StoreFactory) -> None:
     store = store_factory(2)
-    assert store.speakers() == [] and store.newest_timestamp() is None
+    assert store.speakers(scope=LOCAL) == [] and store.newest_timestamp(scope=LOCAL) is None
     first = item("one", speaker="Sarah")
     last = item("two", speaker="Tom", timestamp=T0 + timedelta(days=9))
     plain = item("three")
@@ -78,8 +81,19 @@ def test_stored_vectors_speakers_and_newest_time(store_factory: StoreFactory) ->
     vectors = store.embeddings_of([first.id, last.id, plain.id, "mem_missing"])
     assert set(vectors) == {first.id, last.id}  # no vector, or no such item: absent
     assert np.allclose(vectors[first.id], [3.0, 4.0])
-    assert sorted(store.speakers()) == ["Sarah", "Tom"]
-    assert store.newest_timestamp() == T0 + timedelta(days=9)
+    assert sorted(store.speakers(scope=LOCAL)) == ["Sarah", "Tom"]
+    assert store.newest_timestamp(scope=LOCAL) == T0 + timedelta(days=9)
+    # Another owner's people and times are not this owner's.
+    store.add(
+        [
+            MemoryRecord(
+                item("four", speaker="Mallory", owner="other", timestamp=T0 + timedelta(days=30))
+            )
+        ]
+    )
+    assert sorted(store.speakers(scope=LOCAL)) == ["Sarah", "Tom"]
+    assert store.newest_timestamp(scope=LOCAL) == T0 + timedelta(days=9)
+    assert store.speakers(scope=OwnerScope("other")) == ["Mallory"]
 
 
 def test_the_vector_index_sees_writes_and_deletions_of_another_handle(
@@ -88,15 +102,21 @@ def test_the_vector_index_sees_writes_and_deletions_of_another_handle(
     reader, writer = store_factory(2), store_factory(2)
     a, b = item("a"), item("b")
     writer.add([MemoryRecord(a, [1.0, 0.0])])
-    assert [r.id for r in reader.vector_search([1.0, 0.0], NO_FILTERS, 5)] == [a.id]
+    assert [r.id for r in reader.vector_search([1.0, 0.0], NO_FILTERS, 5, scope=LOCAL)] == [a.id]
 
     writer.add([MemoryRecord(b, [1.0, 0.1])])
-    assert [r.id for r in reader.vector_search([1.0, 0.0], NO_FILTERS, 5)] == [a.id, b.id]
+    assert [r.id for r in reader.vector_search([1.0, 0.0], NO_FILTERS, 5, scope=LOCAL)] == [
+        a.id,
+        b.id,
+    ]
 
-    writer.delete(a.id)
+    writer.delete(a.id, scope=LOCAL)
     c = item("c")
     writer.add([MemoryRecord(c, [0.0, 1.0])])
-    assert [r.id for r in reader.vector_search([1.0, 0.0], NO_FILTERS, 5)] == [b.id, c.id]
+    assert [r.id for r in reader.vector_search([1.0, 0.0], NO_FILTERS, 5, scope=LOCAL)] == [
+        b.id,
+        c.id,
+    ]
 
 
 _VERSION_1_SCHEMA = """
@@ -132,10 +152,14 @@ def test_a_version_1_file_is_migrated_and_its_items_found(tmp_path: Path) -> Non
 
     store = SqliteMemoryStore(path, embedding_dim=None)
     try:
-        assert [r.id for r in store.lexical_search("boiler", NO_FILTERS, 5)] == ["mem_old"]
-        assert [r.id for r in store.lexical_search("home", NO_FILTERS, 5)] == ["mem_old"]
-        assert store.delete("mem_old")
-        assert store.lexical_search("boiler", NO_FILTERS, 5) == []
+        assert [r.id for r in store.lexical_search("boiler", NO_FILTERS, 5, scope=LOCAL)] == [
+            "mem_old"
+        ]
+        assert [r.id for r in store.lexical_search("home", NO_FILTERS, 5, scope=LOCAL)] == [
+            "mem_old"
+        ]
+        assert store.delete("mem_old", scope=LOCAL)
+        assert store.lexical_search("boiler", NO_FILTERS, 5, scope=LOCAL) == []
     finally:
         store.close()
     with sqlite3.connect(path) as conn:
@@ -163,7 +187,11 @@ def test_a_version_1_database_is_migrated(backend: str, postgres_url: str) -> No
         )
     store = PostgresMemoryStore(postgres_url, embedding_dim=None)
     try:
-        assert [r.id for r in store.lexical_search("boiler", NO_FILTERS, 5)] == ["mem_old"]
-        assert [r.id for r in store.lexical_search("home", NO_FILTERS, 5)] == ["mem_old"]
+        assert [r.id for r in store.lexical_search("boiler", NO_FILTERS, 5, scope=LOCAL)] == [
+            "mem_old"
+        ]
+        assert [r.id for r in store.lexical_search("home", NO_FILTERS, 5, scope=LOCAL)] == [
+            "mem_old"
+        ]
     finally:
         store.close()

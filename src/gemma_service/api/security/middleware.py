@@ -14,7 +14,7 @@ from gemma_service.api.error_handlers import error_response
 from gemma_service.api.security.authenticator import Authenticator, Credentials, bearer_token
 from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, is_public_path
 from gemma_service.api.security.rate_limit import RateLimiter
-from gemma_service.api.security.request_limits import RequestLimits
+from gemma_service.api.security.request_limits import RequestLimits, check_unicode
 from gemma_service.errors import AuthenticationError, ServiceError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -29,7 +29,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _refuse(exc: ServiceError, scope: Scope, receive: Receive, send: Send) -> None:
-    response = error_response(exc)
+    response = error_response(exc, scope["path"])
     if isinstance(exc, AuthenticationError):
         response.headers["WWW-Authenticate"] = "Bearer"
     await response(scope, receive, send)
@@ -117,6 +117,7 @@ class RequestLimitsMiddleware:
             parsed = json.loads(body)
         except (ValueError, RecursionError):
             return  # the route answers malformed JSON with its own 400
+        check_unicode(parsed)
         self.limits.check_body(parsed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,22 +47,27 @@ class RequestLimits:
         )
 
     def check_body(self, body: Any) -> None:
-        """Message count and length of a parsed JSON body (any route that takes messages)."""
+        """Message count and length of a parsed JSON body (any route that takes messages:
+        ``messages``, the Responses API's ``input`` items, prompts and system texts)."""
         if not isinstance(body, dict):
             return
-        messages = body.get("messages")
-        if isinstance(messages, list):
-            if len(messages) > self.max_messages:
-                raise InvalidRequestError(
-                    f"'messages' has {len(messages)} items; this server allows at most "
-                    f"{self.max_messages}",
-                    param="messages",
-                    code="too_many_messages",
-                )
-            for i, message in enumerate(messages):
-                if isinstance(message, dict):
-                    self._check_text(message.get("content"), f"messages[{i}].content")
-        self._check_text(body.get("prompt"), "prompt")
+        for field in ("messages", "input"):
+            items = body.get(field)
+            if isinstance(items, list):
+                self._check_items(items, field)
+        for field in ("prompt", "input", "system", "instructions"):
+            self._check_text(body.get(field), field)
+
+    def _check_items(self, items: list[Any], field: str) -> None:
+        if len(items) > self.max_messages:
+            raise InvalidRequestError(
+                f"'{field}' has {len(items)} items; this server allows at most {self.max_messages}",
+                param=field,
+                code="too_many_messages",
+            )
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                self._check_text(item.get("content"), f"{field}[{i}].content")
 
     def _check_text(self, content: Any, param: str) -> None:
         length = _text_length(content)
@@ -72,6 +78,18 @@ class RequestLimits:
                 param=param,
                 code="message_too_long",
             )
+
+
+def check_unicode(body: Any) -> None:
+    """Every string of a parsed JSON body is valid Unicode: JSON can spell a lone surrogate
+    (``"\\ud800"``), which no tokenizer can encode; it is refused here, as a 400."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError(
+            "the request body holds a string that is not valid Unicode (a lone surrogate)",
+            code="invalid_unicode",
+        ) from None
 
 
 def _text_length(content: Any) -> int:

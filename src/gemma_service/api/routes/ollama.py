@@ -1,0 +1,84 @@
+"""Ollama's generation API: POST /api/chat and /api/generate (NDJSON streams by default).
+
+Errors on /api/* are Ollama's ``{"error": "..."}`` (``api/protocols.py``). A request with no
+messages (or an empty prompt) only asks that the model be loaded, as Ollama clients do before
+the first question: it is answered at once with ``done_reason: "load"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from gemma_service.api.ollama_jobs import chat_job, generate_job
+from gemma_service.api.ollama_protocol import OllamaChatRequest, OllamaGenerateRequest
+from gemma_service.api.ollama_writers import (
+    Endpoint,
+    OllamaStreamWriter,
+    collect_timed,
+    created_at,
+    whole_body,
+)
+from gemma_service.api.openai_bodies import extension_fields
+from gemma_service.api.run_stream import stream_run, unless_disconnected
+from gemma_service.api.state import CallerDep, ChatDep, StateDep
+from gemma_service.chat.job import ChatJob
+from gemma_service.chat.service import ChatService
+
+router = APIRouter(tags=["ollama"])
+
+
+@router.post("/api/chat", response_model=None)
+async def ollama_chat(
+    body: OllamaChatRequest, request: Request, chat: ChatDep, state: StateDep, caller: CallerDep
+) -> Response:
+    if not body.messages:
+        return _loaded("chat", body.model, body.keep_alive)
+    job = chat_job(body, state.settings, caller, chat.model_info.n_ctx)
+    return await _answer("chat", body.model, job, body.stream, body.use_rag, request, chat)
+
+
+@router.post("/api/generate", response_model=None)
+async def ollama_generate(
+    body: OllamaGenerateRequest,
+    request: Request,
+    chat: ChatDep,
+    state: StateDep,
+    caller: CallerDep,
+) -> Response:
+    if not body.prompt and not body.images:
+        return _loaded("generate", body.model, body.keep_alive)
+    job = generate_job(body, state.settings, caller, chat.model_info.n_ctx)
+    return await _answer("generate", body.model, job, body.stream, body.use_rag, request, chat)
+
+
+async def _answer(
+    endpoint: Endpoint,
+    model: str,
+    job: ChatJob,
+    stream: bool,
+    use_rag: bool,
+    request: Request,
+    chat: ChatService,
+) -> Response:
+    run = await chat.start(job)
+    extras = extension_fields(run.info.context, memory_used=use_rag)
+    if stream:
+        return stream_run(run, OllamaStreamWriter(endpoint, model, run.info, extras))
+    result, clock = await unless_disconnected(request, collect_timed(run))
+    [choice] = result.choices
+    return JSONResponse(whole_body(endpoint, model, choice, clock, extras))
+
+
+def _loaded(endpoint: Endpoint, model: str, keep_alive: float | str | None) -> JSONResponse:
+    """The answer to "load the model" (it is loaded while the server is ready)."""
+    unload = keep_alive in (0, "0", "0s", "0m")
+    body: dict[str, Any] = {"model": model, "created_at": created_at()}
+    if endpoint == "chat":
+        body["message"] = {"role": "assistant", "content": ""}
+    else:
+        body["response"] = ""
+    body.update(done=True, done_reason="unload" if unload else "load")
+    return JSONResponse(body)
