@@ -86,3 +86,26 @@ def test_a_conversation_started_on_one_replica_continues_on_the_other(
     # ...and both turns are now stored: a third turn on a sees all of them.
     third = _chat(a, "shared-1", "Thanks.")
     assert third["usage"]["prompt_tokens"] > usage[1]["prompt_tokens"]  # type: ignore[index]
+
+
+def test_a_stored_response_made_on_one_replica_is_continued_on_the_other(
+    replicas: list[RunningServer],
+) -> None:
+    a, b = replicas
+    first = httpx.post(
+        a.url + "/v1/responses",
+        json={"input": "My name is Zorblax.", "max_output_tokens": 12, "temperature": 0},
+        timeout=120,
+    )
+    assert first.status_code == 200, first.text
+    response_id = first.json()["id"]
+    fetched = httpx.get(f"{b.url}/v1/responses/{response_id}", timeout=30)
+    assert fetched.status_code == 200 and fetched.json()["id"] == response_id
+    ask = {"input": "What is my name?", "max_output_tokens": 12, "temperature": 0}
+    follow = httpx.post(
+        b.url + "/v1/responses", json={**ask, "previous_response_id": response_id}, timeout=120
+    )
+    alone = httpx.post(b.url + "/v1/responses", json=ask, timeout=120)
+    assert follow.status_code == 200, follow.text
+    # b answered with a's exchange before the question.
+    assert follow.json()["usage"]["input_tokens"] > alone.json()["usage"]["input_tokens"] + 5
