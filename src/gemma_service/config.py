@@ -3,7 +3,8 @@
 Each field names its environment variable (``env``) and, optionally, its CLI flag (``flag``);
 ``settings_args.py`` builds argparse options from these fields, so a setting is declared once.
 ``ServiceSettings`` is the root: the service's own settings, and each layer's settings class as
-a branch (``memory``). A branch's fields are still set flat, by env var, flag or keyword.
+a branch (``memory``, ``upstream``). A branch's fields are still set flat, by env var, flag or
+keyword.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gemma_service.engine.remote.settings import UpstreamSettings
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.settings_fields import default_cache_dir, field_env, field_flag, setting
 
-__all__ = ["MemorySettings", "ServiceSettings", "field_env", "field_flag", "setting"]
+__all__ = [
+    "MemorySettings",
+    "ServiceSettings",
+    "UpstreamSettings",
+    "field_env",
+    "field_flag",
+    "setting",
+]
 
 
 def _flat_names(cls: type[BaseSettings]) -> dict[str, str]:
@@ -32,7 +41,11 @@ def _flat_names(cls: type[BaseSettings]) -> dict[str, str]:
     return names
 
 
-_MEMORY_NAMES = _flat_names(MemorySettings)
+# Each branch of the tree: its field in ServiceSettings, its class, the names it is set by.
+_BRANCHES: dict[str, tuple[type[BaseSettings], dict[str, str]]] = {
+    "memory": (MemorySettings, _flat_names(MemorySettings)),
+    "upstream": (UpstreamSettings, _flat_names(UpstreamSettings)),
+}
 
 
 class ServiceSettings(BaseSettings):
@@ -45,6 +58,9 @@ class ServiceSettings(BaseSettings):
     # --- branches: each layer's own settings --------------------------------------------------
     memory: MemorySettings = Field(
         default_factory=MemorySettings, description="the memory layer's settings"
+    )
+    upstream: UpstreamSettings = Field(
+        default_factory=UpstreamSettings, description="the remote engine's upstream servers"
     )
 
     # --- model and engine -------------------------------------------------------------------
@@ -187,59 +203,6 @@ class ServiceSettings(BaseSettings):
         "GEMMA_UPSTREAM_URLS (GEMMA_MODEL_PATH then only supplies the tokenizer)",
         flag="--engine",
     )
-    upstream_urls: str | None = setting(
-        None,
-        "GEMMA_UPSTREAM_URLS",
-        "comma-separated base URLs of the upstream servers (remote engine)",
-        flag="--upstream-urls",
-    )
-    upstream_api_key: SecretStr | None = setting(
-        None,
-        "GEMMA_UPSTREAM_API_KEY",
-        "bearer token sent to the upstream servers",
-        flag="--upstream-api-key",
-    )
-    upstream_kind: Literal["llama-server", "vllm", "sglang", "gemma-service", "openai"] = setting(
-        "llama-server",
-        "GEMMA_UPSTREAM_KIND",
-        "what the upstreams are, which decides how sampling and grammars are sent",
-        flag="--upstream-kind",
-    )
-    upstream_model: str | None = setting(
-        None,
-        "GEMMA_UPSTREAM_MODEL",
-        "model name sent to the upstreams (unset: none; vLLM and SGLang need theirs)",
-        flag="--upstream-model",
-    )
-    upstream_context_size: int = setting(
-        0,
-        "GEMMA_UPSTREAM_CONTEXT_SIZE",
-        "context of one upstream sequence (0: ask the upstreams at start)",
-        flag="--upstream-ctx-size",
-        ge=0,
-    )
-    upstream_max_in_flight: int = setting(
-        64,
-        "GEMMA_UPSTREAM_MAX_IN_FLIGHT",
-        "requests one upstream is sent at once; with all at this, new requests get 429",
-        flag="--upstream-max-in-flight",
-        ge=1,
-    )
-    upstream_health_interval_s: float = setting(
-        5.0,
-        "GEMMA_UPSTREAM_HEALTH_INTERVAL_S",
-        "seconds between health checks of each upstream (ejects and readmits)",
-        flag="--upstream-health-interval",
-        gt=0,
-    )
-    upstream_read_timeout_s: float = setting(
-        300.0,
-        "GEMMA_UPSTREAM_READ_TIMEOUT_S",
-        "longest wait for an upstream's next chunk before the request fails",
-        flag="--upstream-read-timeout",
-        gt=0,
-    )
-
     # --- HTTP --------------------------------------------------------------------------------
     host: str = setting("127.0.0.1", "HOST", "bind address", flag="--host")
     port: int = setting(8080, "PORT", "bind port", flag="--port", ge=0, le=65535)
@@ -451,16 +414,19 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _branch_fields_flat(cls, data: Any) -> Any:
-        """Memory settings given flat (flags, keywords) go to the ``memory`` branch."""
+        """Branch settings given flat (flags, keywords) go to their branch (``memory``,
+        ``upstream``)."""
         if not isinstance(data, dict):
             return data
-        flat = {_MEMORY_NAMES[k]: v for k, v in data.items() if k in _MEMORY_NAMES}
-        if not flat:
-            return data
-        rest = {k: v for k, v in data.items() if k not in _MEMORY_NAMES}
-        given = rest.get("memory")
-        base = given.model_dump() if isinstance(given, MemorySettings) else dict(given or {})
-        return {**rest, "memory": MemorySettings(**{**base, **flat})}
+        for branch, (branch_cls, names) in _BRANCHES.items():
+            flat = {names[k]: v for k, v in data.items() if k in names}
+            if not flat:
+                continue
+            data = {k: v for k, v in data.items() if k not in names}
+            given = data.get(branch)
+            base = given.model_dump() if isinstance(given, branch_cls) else dict(given or {})
+            data[branch] = branch_cls(**{**base, **flat})
+        return data
 
     @field_validator("jwt_tenant_claim", "jwt_admin_claim", mode="before")
     @classmethod
@@ -475,10 +441,6 @@ class ServiceSettings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]
-
-    @property
-    def upstream_url_list(self) -> list[str]:
-        return [u.strip() for u in (self.upstream_urls or "").split(",") if u.strip()]
 
     @property
     def effective_threads(self) -> int:

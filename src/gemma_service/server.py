@@ -27,10 +27,12 @@ def serve(settings: ServiceSettings) -> int:
         log.error("not starting: %s", problem)
         return 2
     model_path = resolve_model_path(settings.model_path, settings.model_cache_dir)
-    model_id = settings.model_alias or settings.upstream_model or default_model_id(model_path)
+    model_id = (
+        settings.model_alias or settings.upstream.upstream_model or default_model_id(model_path)
+    )
     engine: EngineClient
     if settings.engine == "remote":
-        if not settings.upstream_url_list:
+        if not settings.upstream.url_list:
             log.error("not starting: GEMMA_ENGINE=remote needs GEMMA_UPSTREAM_URLS")
             return 2
         engine = RemoteEngine(remote_config(settings, model_path, model_id))
@@ -61,18 +63,19 @@ def serve(settings: ServiceSettings) -> int:
 
 def remote_config(settings: ServiceSettings, model_path: Path, model_id: str) -> RemoteConfig:
     """The remote engine's settings: its upstreams, and the GGUF whose tokenizer it uses."""
-    key = settings.upstream_api_key
+    up = settings.upstream
+    key = up.upstream_api_key
     return RemoteConfig(
-        urls=settings.upstream_url_list,
+        urls=settings.upstream.url_list,
         vocabulary_path=model_path,
         model_id=model_id,
-        kind=settings.upstream_kind,
+        kind=up.upstream_kind,
         api_key=key.get_secret_value() if key is not None else None,
-        upstream_model=settings.upstream_model,
-        context_size=settings.upstream_context_size,
-        max_in_flight=settings.upstream_max_in_flight,
-        read_timeout_s=settings.upstream_read_timeout_s,
-        health_interval_s=settings.upstream_health_interval_s,
+        upstream_model=up.upstream_model,
+        context_size=up.upstream_context_size,
+        max_in_flight=up.upstream_max_in_flight,
+        read_timeout_s=up.upstream_read_timeout_s,
+        health_interval_s=up.upstream_health_interval_s,
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from gemma_service.config import ServiceSettings, field_env
+from gemma_service.engine.remote.settings import UpstreamSettings
 from gemma_service.memory.settings import MemorySettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +24,7 @@ KUBE = ROOT / "deploy" / "kubernetes"
 OVERLAY = KUBE / "overlays" / "vllm-fleet"
 KNOWN_ENV = {
     env
-    for settings in (ServiceSettings, MemorySettings)
+    for settings in (ServiceSettings, MemorySettings, UpstreamSettings)
     for info in settings.model_fields.values()
     if (env := field_env(info))
 }
