@@ -29,6 +29,7 @@ from gemma_service.engine.protocol import (
 )
 from gemma_service.engine.remote.dialect import HEALTH_PATHS, UpstreamKind, completion_body
 from gemma_service.engine.remote.remote_stream import RemoteStream
+from gemma_service.engine.remote.tokenizer_check import check_tokenizer
 from gemma_service.engine.remote.upstream_call import UpstreamCall, open_call
 from gemma_service.engine.remote.upstream_pool import Upstream, UpstreamPool
 from gemma_service.errors import EngineDeadError, RateLimitError, ServiceUnavailableError
@@ -89,6 +90,7 @@ class RemoteEngine:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
         await self._probe_all()
+        await self._check_tokenizers()
         n_ctx = cfg.context_size or await self._upstream_context() or 0
         if not n_ctx:
             n_ctx = FALLBACK_CONTEXT
@@ -254,6 +256,25 @@ class RemoteEngine:
         self.pool.failure(upstream, reason)
         if was_healthy and not upstream.healthy:
             log.warning("upstream %s ejected: %s", upstream.url, reason)
+
+    async def _check_tokenizers(self) -> None:
+        """Refuse to start when a reachable upstream tokenizes differently from us."""
+        assert self._client is not None
+        checked = [
+            await check_tokenizer(
+                self._client,
+                upstream.url,
+                self._config.kind,
+                lambda text: self.tokenize(text, add_special=False, parse_special=True),
+                str(self._config.vocabulary_path),
+            )
+            for upstream in self.pool.healthy
+        ]
+        if not any(checked):
+            log.warning(
+                "could not compare tokenizers with the upstreams: make sure GEMMA_MODEL_PATH "
+                "is a GGUF of the model they serve"
+            )
 
     async def _upstream_context(self) -> int | None:
         """The context one sequence gets on the upstreams (the smallest any reports)."""
