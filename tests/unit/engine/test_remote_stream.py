@@ -182,3 +182,12 @@ async def test_closing_the_stream_early_closes_the_upstream_response() -> None:
         assert (await anext(stream)).text == "t"
         await stream.aclose()
     assert closed and pool.upstreams[0].in_flight == 0
+
+
+async def test_a_refused_upstream_key_is_a_503_naming_the_setting() -> None:
+    pool = UpstreamPool([A, B])
+    denied = httpx.Response(401, json={"error": {"message": "invalid api key"}})
+    async with _client({A: lambda r: denied, B: lambda r: denied}) as client:
+        with pytest.raises(ServiceUnavailableError, match="GEMMA_UPSTREAM_API_KEY"):
+            await _stream(pool, client, "k")
+    assert all(u.healthy for u in pool.upstreams)

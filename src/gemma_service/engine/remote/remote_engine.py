@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -76,7 +76,7 @@ class RemoteEngine:
         self._client: httpx.AsyncClient | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._streams: dict[str, RemoteStream] = {}
-        self._state: str = "loading"
+        self._state: Literal["loading", "ready", "stopped"] = "loading"
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -212,13 +212,13 @@ class RemoteEngine:
 
     # --- health ---------------------------------------------------------------------------
     def health(self) -> EngineHealth:
-        state = self._state
+        state: Literal["loading", "ready", "dead", "stopped"] = self._state
         detail = None
         if state == "ready" and not self.pool.healthy:
             state, detail = "dead", "no upstream server is healthy"
         in_flight = sum(u.in_flight for u in self.pool.upstreams)
         return EngineHealth(
-            state=state,  # type: ignore[arg-type]
+            state=state,
             device="remote",
             gpu_layers=0,
             gpu_available=False,

@@ -3,7 +3,8 @@
 ``open_call`` tries upstreams in the pool's order until one answers 200: an upstream that
 cannot be reached or answers 5xx counts a failure toward its ejection and the next is tried;
 one that is overloaded (429, 503) is skipped. When none takes the request, the refusal is ours:
-429 or 503 with the upstream's ``Retry-After``. A 400 is the caller's (its message passed on).
+429 or 503 with the upstream's ``Retry-After``. A 400 is the caller's (its message passed on);
+a 401 / 403 is the front's misconfigured upstream key (503, saying so).
 """
 
 from __future__ import annotations
@@ -92,8 +93,11 @@ async def open_call(
             overloaded = _overloaded(status, message, response.headers.get("retry-after"))
         elif status in (400, 404, 413, 422):
             raise InvalidRequestError(f"the upstream refused the request: {message}")
-        elif status in (401, 403):
-            pool.failure(upstream, f"{status}: {message}")
+        elif status in (401, 403):  # our key is wrong everywhere: no point trying the others
+            raise ServiceUnavailableError(
+                f"the upstream server refused the front's API key (GEMMA_UPSTREAM_API_KEY): "
+                f"{message}"
+            )
         else:  # 5xx: this upstream is in trouble; another may not be
             pool.failure(upstream, f"{status}: {message}")
     if overloaded is not None:
