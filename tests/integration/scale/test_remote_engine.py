@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 # Gemma's end-of-generation tokens (<eos>, <end_of_turn>), banned so a stream runs its length.
 NO_END = {"1": -100.0, "106": -100.0}
+IN_FLIGHT = "gemma_upstream_in_flight"
 
 
 def _client(server: RunningServer) -> openai.OpenAI:
@@ -144,6 +145,38 @@ def test_a_conversation_stays_on_one_upstream_and_hits_its_prefix_cache(
     assert sum(after.values()) - sum(before.values()) == 8
 
 
+def _upstream_busy(fleet: Fleet) -> int:
+    """Sequences the upstreams are generating right now, as they report it themselves."""
+    busy = 0
+    for upstream in fleet.upstreams:
+        if fleet.kind == "llama-server":
+            slots = httpx.get(upstream.url + "/slots", timeout=10).json()
+            busy += sum(1 for slot in slots if slot.get("is_processing"))
+        else:
+            busy += httpx.get(upstream.url + "/healthz", timeout=10).json()["running"]
+    return busy
+
+
+def test_a_client_that_goes_away_stops_the_upstream_generation(
+    front: RunningServer, fleet: Fleet
+) -> None:
+    with httpx.stream(
+        "POST",
+        front.url + "/v1/completions",
+        json={"prompt": "Once", "max_tokens": 2000, "stream": True, "logit_bias": NO_END},
+        timeout=60,
+    ) as response:
+        lines = response.iter_lines()
+        for line in lines:
+            if line.startswith("data:"):
+                break
+        assert _upstream_busy(fleet) == 1  # generating for us
+    deadline = time.monotonic() + 10
+    while _upstream_busy(fleet) or sum(_upstream_series(front, IN_FLIGHT).values()):
+        assert time.monotonic() < deadline, "the upstream kept generating for a gone client"
+        time.sleep(0.2)
+
+
 def test_an_upstream_refusal_is_a_400_before_any_byte(front: RunningServer) -> None:
     # A grammar only the upstream parses: its refusal comes back as ours, in OpenAI's shape.
     r = httpx.post(
@@ -191,7 +224,7 @@ def _killed_upstream_scenario(front: RunningServer, fleet: Fleet) -> None:
     with ThreadPoolExecutor(6) as pool:
         streams = [pool.submit(long_stream, n) for n in range(6)]
         first_token.wait(timeout=120)  # every stream is running
-        in_flight = _upstream_series(front, "gemma_upstream_in_flight")
+        in_flight = _upstream_series(front, IN_FLIGHT)
         assert all(v > 0 for v in in_flight.values()), in_flight  # spread over both
         victim = fleet.upstreams[0]
         victim.kill()
