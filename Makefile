@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LLAMA_STAMP := $(VENV)/.llama-cpp
 MODEL_STAMP := $(VENV)/.model-ready
 SYSTEM_STAMP := $(VENV)/.system-deps
-EXTRAS ?= dev,embeddings,postgres
+EXTRAS ?= dev,embeddings,postgres,test-models
 # LLAMA_CUDA=1 builds llama.cpp's CUDA backend too (needs the CUDA toolkit).
 LLAMA_BUILD_FLAGS := $(if $(LLAMA_CUDA),--cuda)
 

@@ -70,6 +70,12 @@ class ServiceSettings(BaseSettings):
         "GGUF file to serve (default: the packaged Gemma 3 270M)",
         flag="--model",
     )
+    mmproj_path: Path | None = setting(
+        None,
+        "GEMMA_MMPROJ_PATH",
+        "projector GGUF (mmproj) for images/audio, beside the model (unset: text only)",
+        flag="--mmproj",
+    )
     model_alias: str | None = setting(
         None,
         "GEMMA_MODEL_ALIAS",
@@ -391,12 +397,53 @@ class ServiceSettings(BaseSettings):
         "hosts remote image URLs may come from, comma-separated ('*.example.com'; unset: none)",
         flag="--image-url-allowlist",
     )
+    image_url_allow_private: bool = setting(
+        False,
+        "GEMMA_IMAGE_URL_ALLOW_PRIVATE",
+        "also fetch from allowlisted hosts on private/loopback addresses (an internal server)",
+        flag="--image-url-allow-private",
+    )
     image_max_bytes: int = setting(
         5 * 1024 * 1024,
         "GEMMA_IMAGE_MAX_BYTES",
         "largest image (data URL or fetched)",
         flag="--image-max-bytes",
         ge=1,
+    )
+    max_images_per_request: int = setting(
+        8,
+        "GEMMA_MAX_IMAGES",
+        "most images one request may carry",
+        flag="--max-images",
+        ge=0,
+    )
+    image_max_pixels: int = setting(
+        16_000_000,
+        "GEMMA_IMAGE_MAX_PIXELS",
+        "largest image, in pixels (width x height)",
+        flag="--image-max-pixels",
+        ge=1,
+    )
+    audio_max_bytes: int = setting(
+        10 * 1024 * 1024,
+        "GEMMA_AUDIO_MAX_BYTES",
+        "largest audio clip (decoded base64)",
+        flag="--audio-max-bytes",
+        ge=1,
+    )
+    audio_max_seconds: float = setting(
+        30.0,
+        "GEMMA_AUDIO_MAX_SECONDS",
+        "longest audio clip, in seconds",
+        flag="--audio-max-seconds",
+        gt=0,
+    )
+    media_cache_mb: int = setting(
+        64,
+        "GEMMA_MEDIA_CACHE_MB",
+        "encoded images/audio kept by content, so a repeated one is not encoded again",
+        flag="--media-cache-mb",
+        ge=0,
     )
     image_fetch_timeout_s: float = setting(
         10.0,
@@ -433,7 +480,7 @@ class ServiceSettings(BaseSettings):
     def _empty_claim_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("model_path", mode="before")
+    @field_validator("model_path", "mmproj_path", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -167,6 +167,7 @@ def test_only_the_llama_backend_imports_llama_cpp() -> None:
         "gemma_service.engine.llama_backend",
         "gemma_service.engine.llama_chain",
         "gemma_service.engine.llama_grammar",
+        "gemma_service.engine.llama_projector",  # the backend's mtmd half
         "gemma_service.memory.embedder",
     }
     assert importers - llama_package <= allowed

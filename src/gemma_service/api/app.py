@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from gemma_service import __version__
 from gemma_service.api.error_handlers import install_error_handlers
+from gemma_service.api.media_loading import media_loader
 from gemma_service.api.metering import Metering
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.middleware import install_middleware
@@ -124,6 +125,7 @@ async def _load(
         on_retrieval=metrics.memory_retrieval.observe,
         hooks=[metering],
         system_prompt=state.settings.system_prompt,
+        media=media_loader(state.settings),
     )
     info = state.engine.model_info
     log.info(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from gemma_service.config import ServiceSettings
-from gemma_service.errors import InvalidRequestError
+from gemma_service.errors import InvalidRequestError, PayloadTooLargeError
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -41,6 +41,8 @@ class ImagePolicy:
     max_bytes: int = DEFAULT_MAX_BYTES
     timeout_s: float = 10.0
     max_redirects: int = 3
+    # Allowlisted hosts may resolve to private or loopback addresses (an internal image server).
+    allow_private: bool = False
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> ImagePolicy:
@@ -49,6 +51,7 @@ class ImagePolicy:
             allowed_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
             max_bytes=settings.image_max_bytes,
             timeout_s=settings.image_fetch_timeout_s,
+            allow_private=settings.image_url_allow_private,
         )
 
     def host_allowed(self, host: str) -> bool:
@@ -67,6 +70,12 @@ def image_error(message: str, code: str = "invalid_image") -> InvalidRequestErro
     return InvalidRequestError(message, param="image_url", code=code)
 
 
+def image_too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the image is larger than {limit} bytes", param="image_url", code="image_too_large"
+    )
+
+
 def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageData:
     """``data:image/<type>;base64,<data>`` → the image bytes, or a 400 saying what is wrong."""
     header, comma, payload = url.partition(",")
@@ -79,7 +88,7 @@ def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageData:
     if "base64" not in params[1:]:
         raise image_error("an image data URL must be base64-encoded (';base64,')")
     if len(payload) * 3 // 4 > max_bytes:
-        raise image_error(f"the image is larger than {max_bytes} bytes", "image_too_large")
+        raise image_too_large(max_bytes)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -129,6 +138,10 @@ class ImageFetcher:
             return decode_data_url(url, self.policy.max_bytes)
         return await self.fetch(url)
 
+    async def load_bytes(self, url: str) -> bytes:
+        """The image's bytes (the chat layer's ``ImageSource``)."""
+        return (await self.load(url)).data
+
     async def fetch(self, url: str) -> ImageData:
         try:
             async with asyncio.timeout(self.policy.timeout_s):
@@ -171,7 +184,8 @@ class ImageFetcher:
             addresses = await self._resolve(host, port)
         except OSError as exc:
             raise image_error(f"the image host {host!r} does not resolve") from exc
-        if not addresses or not all(is_public_address(a) for a in addresses):
+        public = self.policy.allow_private or all(is_public_address(a) for a in addresses)
+        if not addresses or not public:
             raise image_error(
                 f"the image host {host!r} resolves to a non-public address", "image_host_private"
             )
@@ -207,13 +221,13 @@ class ImageFetcher:
         limit = self.policy.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise image_error(f"the image is larger than {limit} bytes", "image_too_large")
+            raise image_too_large(limit)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes(_CHUNK):  # decoded: a zip bomb hits the cap
             size += len(chunk)
             if size > limit:
-                raise image_error(f"the image is larger than {limit} bytes", "image_too_large")
+                raise image_too_large(limit)
             chunks.append(chunk)
         return b"".join(chunks)
 

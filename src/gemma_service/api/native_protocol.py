@@ -9,11 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from gemma_service.api.openai_protocol import ResponseFormat
 
 
+class NativeAudio(BaseModel):
+    """An audio clip on a native message: base64 data and its format."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    data: str
+    format: Literal["wav", "mp3", "flac"] = "wav"
+
+
 class NativeMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant"]
     content: str
+    # Images as base64 (or data: URLs), read after the text (the llama.cpp service's shape).
+    images: list[str] = Field(default_factory=list)
+    # Audio clips: base64 strings (format read from the data) or {data, format}.
+    audio: list[NativeAudio | str] = Field(default_factory=list)
 
 
 class NativeChatRequest(BaseModel):
@@ -28,6 +41,9 @@ class NativeChatRequest(BaseModel):
     use_rag: bool = False
     rag_top_k: int = Field(default=5, ge=1, le=50)
     conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Thinking, on models whose template has it (as Ollama's ``think``); the thought comes
+    # back as ``reasoning``, apart from ``response``.
+    think: bool | None = None
 
 
 class GenerateRequest(BaseModel):

@@ -2,7 +2,8 @@
 
 The stream is SSE ``data: {"token": "...", "done": false}`` events, then one ``done: true``
 event with usage and what the answer drew on (memories, documents, the GPU wait); a failure
-comes in that last event as ``error``.
+comes in that last event as ``error``. A thinking model's thought comes apart from the answer:
+``reasoning`` in /chat's body, ``{"token": "", "reasoning": "...", "done": false}`` events.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gemma_service.chat.events import ChoiceEnd, RunEvent, RunInfo, RunResult, TextDelta
+from gemma_service.chat.events import (
+    ChoiceEnd,
+    ReasoningDelta,
+    RunEvent,
+    RunInfo,
+    RunResult,
+    TextDelta,
+)
 from gemma_service.engine.protocol import Usage
 from gemma_service.sse import MEDIA_TYPE, sse_json
 
@@ -45,7 +53,7 @@ def context_fields(info: RunInfo) -> dict[str, Any]:
 def chat_body(info: RunInfo, result: RunResult) -> dict[str, Any]:
     """The body of POST /chat."""
     [choice] = result.choices
-    return {
+    body = {
         "response": choice.content or "",
         "model": info.model,
         "usage": usage_dict(choice.usage),
@@ -53,6 +61,9 @@ def chat_body(info: RunInfo, result: RunResult) -> dict[str, Any]:
         **context_fields(info),
         "inference_time": round(info.inference_s(), 4),
     }
+    if choice.reasoning is not None:
+        body["reasoning"] = choice.reasoning
+    return body
 
 
 def generate_body(info: RunInfo, result: RunResult) -> dict[str, Any]:
@@ -81,6 +92,8 @@ class NativeStreamWriter:
     def write(self, event: RunEvent) -> list[bytes]:
         if isinstance(event, TextDelta):
             return [sse_json({"token": event.text, "done": False})] if event.text else []
+        if isinstance(event, ReasoningDelta):
+            return [sse_json({"token": "", "reasoning": event.text, "done": False})]
         if not isinstance(event, ChoiceEnd):
             return []
         final: dict[str, Any] = {

@@ -30,6 +30,7 @@ from gemma_service.chat.messages import (
     TextPart,
 )
 from gemma_service.chat.structured import parse_tool_choice, parse_tools
+from gemma_service.chat.thinking import ThinkingOptions
 from gemma_service.config import ServiceSettings
 from gemma_service.errors import InvalidRequestError
 
@@ -66,6 +67,13 @@ def chat_job(body: ChatCompletionRequest, settings: ServiceSettings, caller: Cal
         else parse_tool_choice(choice if isinstance(choice, str) else choice.model_dump(), tools),
         parallel_tool_calls=body.parallel_tool_calls,
         output=output_format(body.response_format),
+        thinking=ThinkingOptions(
+            enabled=None
+            if body.reasoning_effort is None
+            else body.reasoning_effort not in ("none", "minimal"),
+            budget_tokens=body.max_thinking_tokens,
+        ),
+        template_kwargs=dict(body.chat_template_kwargs or {}),
         memory=MemoryOptions(
             use_rag=body.use_rag,
             rag_top_k=body.rag_top_k,
@@ -137,6 +145,7 @@ def openai_messages(messages: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
                 f"{where}.tool_calls must be a list", param=f"{where}.tool_calls"
             )
         call_id, name = message.get("tool_call_id"), message.get("name")
+        reasoning = message.get("reasoning_content")
         out.append(
             ChatMessage(
                 role,
@@ -144,6 +153,7 @@ def openai_messages(messages: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
                 [_past_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(calls)],
                 call_id if isinstance(call_id, str) else None,
                 name if isinstance(name, str) else None,
+                reasoning if role == "assistant" and isinstance(reasoning, str) else None,
             )
         )
     return out

@@ -55,6 +55,8 @@ class ChatMessage(_Lenient):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    # An earlier assistant turn's thought, as llama-server and vLLM send it back.
+    reasoning_content: str | None = None
 
 
 class StreamOptions(_Lenient):
@@ -154,6 +156,11 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolDef] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool = True
+    # Thinking (models whose template has it): on unless none/minimal; a budget in tokens.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    max_thinking_tokens: int | None = Field(default=None, ge=1, le=100_000)
+    # Variables for the model's chat template, as llama-server and vLLM take them.
+    chat_template_kwargs: dict[str, Any] | None = None
     # Extensions of gemma-service.
     use_rag: bool = False
     rag_top_k: int = Field(default=5, ge=1, le=50)

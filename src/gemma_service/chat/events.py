@@ -79,6 +79,7 @@ class RunInfo:
     context: AssembledChat | None = None  # history, sources, warnings (chat requests)
     reads_tool_calls: bool = False
     forces_tool_call: bool = False
+    thought_channel: bool = False  # replies may hold a thought (Gemma 4)
     created: int = field(default_factory=lambda: int(time.time()))
     started_at: float = field(default_factory=time.perf_counter)
     gpu_wait_s: float = 0.0

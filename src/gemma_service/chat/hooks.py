@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gemma_service.chat.context import ChatContextBuilder
 from gemma_service.chat.events import ChoiceEnd, RunInfo
+from gemma_service.chat.thought_channel import without_thoughts
 from gemma_service.engine.protocol import TokenEvent
 from gemma_service.gpu.residency import GpuResidency
 
@@ -86,7 +87,9 @@ class _Remembering(RunObserver):
         # The first choice is the conversation's answer; a failed or cut-off one is not kept.
         chat = self._run.context
         if end.choice == 0 and chat is not None and end.finish_reason in _KEPT:
-            await self._context.remember(chat, raw_text)
+            # A thought is not part of the conversation (the model would read it as text).
+            reply = without_thoughts(raw_text) if self._run.thought_channel else raw_text
+            await self._context.remember(chat, reply)
 
 
 _KEPT = ("stop", "length", "tool_calls")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from gemma_service.chat.messages import ChatMessage
 from gemma_service.chat.structured.tool_specs import FunctionTool, ToolChoice
+from gemma_service.chat.thinking import ThinkingOptions
 from gemma_service.engine.protocol import SamplingParams
 from gemma_service.memory.owners import OwnerScope
 
@@ -68,6 +69,9 @@ class ChatJob:
     tool_choice: ToolChoice | None = None  # None: auto with tools, none without
     parallel_tool_calls: bool = True
     output: OutputFormat | None = None
+    thinking: ThinkingOptions = field(default_factory=ThinkingOptions)
+    # Extra variables for the model's chat template (``chat_template_kwargs``).
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
     memory: MemoryOptions = field(default_factory=MemoryOptions)
     # Needed by a job that uses memory or a conversation (whose they are); None elsewhere only.
     caller: Caller | None = None

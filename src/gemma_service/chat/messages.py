@@ -58,6 +58,7 @@ class ChatMessage:
     tool_calls: list[PastToolCall] = field(default_factory=list)
     tool_call_id: str | None = None  # a tool message: the call it answers
     name: str | None = None
+    reasoning: str | None = None  # an assistant message's thought, as the model gave it
 
     @classmethod
     def of(cls, role: Role, text: str) -> ChatMessage:

@@ -1,19 +1,18 @@
-"""Chat messages → a Gemma prompt.
+"""Chat messages as the prompt sees them, and the Gemma turn format for a GGUF without a
+chat template.
 
-With a chat template in the GGUF, it is rendered (sandboxed Jinja, as llama.cpp's server does).
-Without one, the Gemma turn format is applied here: ``<start_of_turn>user … <end_of_turn>`` /
-``<start_of_turn>model``, the system message folded into the first user turn. A prompt is a
-list of segments; only the template's own markers may become special tokens, so a user who
-types ``<end_of_turn>`` cannot forge a turn.
+With a chat template in the GGUF, it is rendered (chat_template.py). Without one, the Gemma turn
+format is applied here: ``<start_of_turn>user … <end_of_turn>`` / ``<start_of_turn>model``, the
+system message folded into the first user turn. A prompt is a list of segments; only the
+format's own markers may become special tokens, so a user who types ``<end_of_turn>`` cannot
+forge a turn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
+from gemma_service.chat.messages import PastToolCall
 from gemma_service.errors import InvalidRequestError
 
 START = "<start_of_turn>"
@@ -23,10 +22,16 @@ GEMMA_ROLES = {"user": "user", "assistant": "model"}
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A chat message reduced to text (tool calls and parts are rendered before this)."""
+    """A chat message as the prompt takes it: text, and for a chat template that writes tool
+    calls itself (Gemma 4's), the calls an assistant turn made and the call a tool turn answers.
+    For other formats calls and results are already text (roles system, user, assistant)."""
 
-    role: str  # system | user | assistant
+    role: str  # system | user | assistant | tool
     content: str
+    tool_calls: tuple[PastToolCall, ...] = ()
+    tool_call_id: str | None = None  # a tool turn: the call it answers ...
+    name: str | None = None  # ... and that call's function
+    reasoning: str | None = None  # an assistant turn's thought, for templates that keep it
 
 
 @dataclass(slots=True)
@@ -86,54 +91,3 @@ def _merge_turns(messages: list[Message]) -> list[tuple[str, str]]:
     if not turns:
         raise InvalidRequestError("messages must contain a user message", param="messages")
     return turns
-
-
-class TemplatePrompter:
-    """Renders a GGUF's Jinja chat template."""
-
-    def __init__(self, template: str, bos_token: str, eos_token: str) -> None:
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = _raise_template_error
-        self._template = env.from_string(template)
-        self._bos = bos_token
-        self._eos = eos_token
-
-    def build(self, messages: list[Message]) -> Prompt:
-        try:
-            text = self._template.render(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                add_generation_prompt=not (messages and messages[-1].role == "assistant"),
-                bos_token=self._bos,
-                eos_token=self._eos,
-            )
-        except TemplateError as exc:
-            raise InvalidRequestError(
-                f"the chat template rejected the messages: {exc}", param="messages"
-            ) from exc
-        prompt = Prompt()
-        if self._bos and text.startswith(self._bos):
-            text = text[len(self._bos) :]  # the tokenizer adds BOS itself
-        prompt.special(text)
-        return prompt
-
-
-def _raise_template_error(message: str) -> None:
-    raise TemplateError(message)
-
-
-class ChatPrompter:
-    """Picks the GGUF template when there is one, the Gemma turn format otherwise."""
-
-    def __init__(self, chat_template: str | None, bos_token: str, eos_token: str) -> None:
-        self._template = (
-            TemplatePrompter(chat_template, bos_token, eos_token) if chat_template else None
-        )
-
-    @property
-    def uses_gguf_template(self) -> bool:
-        return self._template is not None
-
-    def build(self, messages: list[Message]) -> Prompt:
-        if self._template is not None:
-            return self._template.build(messages)
-        return build_gemma_prompt(messages)

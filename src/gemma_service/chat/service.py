@@ -1,8 +1,9 @@
 """``ChatService.start(job) -> ChatRun``: the one way a request becomes a generation.
 
-``start`` does, in order: check the job against the model (vocabulary), apply tools and the
-output format, assemble the conversation (history, retrieved memories, documents), render and
-tokenize the prompt, fit it to the context, and have the engine admit one sequence per choice.
+``start`` does, in order: check the job against the model (vocabulary), apply tools, the
+output format and thinking in the model family's way (chat_format.py), assemble the
+conversation (history, retrieved memories, documents), render and tokenize the prompt, fit it
+to the context, and have the engine admit one sequence per choice.
 Every refusal (400, 404, 413, 429, 503) is raised here, so it reaches the client before any
 byte of the answer. What happens while the run generates is the hooks' (GPU placement,
 metering, remembering the turn).
@@ -12,22 +13,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from gemma_service.chat.chat_format import ChatFormat, detect_chat_format
+from gemma_service.chat.chat_template import RESERVED_TEMPLATE_NAMES, ChatPrompter
 from gemma_service.chat.context import AssembledChat, ChatContextBuilder
 from gemma_service.chat.events import RunInfo
 from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook
 from gemma_service.chat.job import Caller, ChatJob
-from gemma_service.chat.messages import ChatMessage, ImagePart
-from gemma_service.chat.prompt import ChatPrompter, Message, Prompt
+from gemma_service.chat.media import MediaLoader, split_at_markers
+from gemma_service.chat.messages import ChatMessage
+from gemma_service.chat.prompt import Message, Prompt
 from gemma_service.chat.reply import ReplyReader
 from gemma_service.chat.run import ChatRun
+from gemma_service.chat.special_text import SpecialTextGuard
 from gemma_service.chat.structured import messages_to_turns
 from gemma_service.chat.structured_chat import StructuredChat, output_grammar, structure_chat
+from gemma_service.chat.thinking import (
+    ThinkingOptions,
+    ThinkingPlan,
+    plan_thinking,
+    thought_budget_grammar,
+)
+from gemma_service.chat.thought_channel import CHANNEL_CLOSE, CHANNEL_OPEN
 from gemma_service.engine.protocol import (
+    MEDIA_TOKEN,
     EngineClient,
     GenerationRequest,
     GenerationStream,
+    MediaInput,
     ModelInfo,
     SamplingParams,
     check_prompt_fits,
@@ -50,6 +64,8 @@ class _Prepared:
     text: str
     plan: StructuredChat | None = None  # chat requests: tools and output format applied
     context: AssembledChat | None = None
+    media: list[MediaInput] = field(default_factory=list)  # one per MEDIA_TOKEN, in order
+    thinking: ThinkingPlan = field(default_factory=lambda: ThinkingPlan(False))
 
 
 class ChatService:
@@ -66,10 +82,19 @@ class ChatService:
         on_retrieval: Callable[[float], None] | None = None,
         hooks: Sequence[RunHook] = (),
         system_prompt: str | None = None,
+        media: MediaLoader | None = None,
     ) -> None:
         self._engine = engine
+        self._media = media or MediaLoader()
         info = engine.model_info
-        self._prompter = ChatPrompter(info.chat_template, info.bos_token, info.eos_token)
+        self.chat_format: ChatFormat = detect_chat_format(info.architecture, info.chat_template)
+        self._guard = SpecialTextGuard(
+            lambda text, special: engine.tokenize(text, add_special=False, parse_special=special)
+        )
+        self._prompter = ChatPrompter(
+            info.chat_template, info.bos_token, info.eos_token, self._guard
+        )
+        self._channel_tokens: tuple[int, int] | None = None
         self._timeout = request_timeout_s
         self._system_prompt = system_prompt
         self.context = ChatContextBuilder(
@@ -99,6 +124,7 @@ class ChatService:
             sampling = prepared.plan.constrain(sampling)
         else:
             sampling = replace(sampling, grammar=output_grammar(job.output) or sampling.grammar)
+        sampling = self._bound_thought(sampling, prepared.thinking)
         run_info = RunInfo(
             request_id=job.request_id,
             model=info.model_id,
@@ -109,8 +135,9 @@ class ChatService:
             context=prepared.context,
             reads_tool_calls=prepared.plan is not None and prepared.plan.reads_tool_calls,
             forces_tool_call=prepared.plan is not None and prepared.plan.forces_tool_call,
+            thought_channel=prepared.plan is not None and prepared.plan.thought_channel,
         )
-        streams = await self._submit(job, prepared.tokens, sampling)
+        streams = await self._submit(job, prepared, sampling)
         readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]
         observers = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
         return ChatRun(run_info, streams, readers, observers)
@@ -143,14 +170,22 @@ class ChatService:
         if job.prompt is not None:
             return self._prepare_raw(job.prompt)
         assert job.messages is not None
-        _refuse_media(job.messages)
-        turns = self._with_default_system(messages_to_turns(job.messages))
+        loaded = await self._media.load(job.messages, self._engine.model_info.modalities)
+        fmt = self.chat_format
+        turns = messages_to_turns(loaded.messages, native=fmt.native_tools)
         plan = structure_chat(
-            turns,
+            self._with_default_system(turns),
             tools=job.tools,
             tool_choice=job.tool_choice,
             parallel=job.parallel_tool_calls,
             output=job.output,
+            syntax=fmt.call_syntax,
+            native_tools=fmt.native_tools,
+            thought_channel=fmt.thinking,
+        )
+        options = _thinking_options(job)
+        thinking = plan_thinking(
+            options, supported=fmt.thinking, max_tokens=job.sampling.max_tokens
         )
 
         async def summarize(turns: list[Message]) -> str:
@@ -163,8 +198,15 @@ class ChatService:
             summarize,
             scope=job.caller.scope if job.caller is not None else None,
         )
-        prompt = self._prompter.build(context.messages)
-        return _Prepared(self._tokenize(prompt), prompt.render(), plan, context)
+        if options.enabled and not fmt.thinking:
+            context.warnings.append("this model has no thinking mode; it answers directly")
+        extra = dict(job.template_kwargs)
+        if fmt.thinking:
+            extra["enable_thinking"] = thinking.enabled
+        prompt = self._prompter.build(context.messages, tools=plan.template_tools, extra=extra)
+        tokens, order = self._tokenize(prompt, loaded.nonce)
+        media = [loaded.media[i] for i in order]
+        return _Prepared(tokens, prompt.render(), plan, context, media=media, thinking=thinking)
 
     def _prepare_raw(self, prompt: str | list[int]) -> _Prepared:
         if isinstance(prompt, str):
@@ -172,13 +214,49 @@ class ChatService:
             return _Prepared(tokens, prompt)
         return _Prepared(list(prompt), self._engine.detokenize(prompt))
 
-    def _tokenize(self, prompt: Prompt) -> list[int]:
+    def _tokenize(self, prompt: Prompt, nonce: str = "") -> tuple[list[int], list[int]]:
+        """The prompt's tokens, a ``MEDIA_TOKEN`` at each media marker, and which media item
+        each of those is."""
         tokens: list[int] = []
+        media: list[int] = []
         if prompt.add_bos and self._engine.model_info.add_bos:
             tokens.extend(self._engine.tokenize("", add_special=True, parse_special=False))
         for text, special in prompt.segments:
-            tokens.extend(self._engine.tokenize(text, add_special=False, parse_special=special))
-        return tokens
+            for piece in split_at_markers(text, nonce) if nonce else [text]:
+                if isinstance(piece, int):
+                    tokens.append(MEDIA_TOKEN)
+                    media.append(piece)
+                elif special:
+                    tokens.extend(
+                        self._engine.tokenize(piece, add_special=False, parse_special=True)
+                    )
+                else:  # caller text: no special tokens, not even user-defined markers
+                    tokens.extend(self._guard.tokenize_text(piece))
+        return tokens, media
+
+    def _bound_thought(self, sampling: SamplingParams, thinking: ThinkingPlan) -> SamplingParams:
+        """``sampling`` with the grammar that ends a thought at its budget."""
+        if thinking.budget_tokens is None:
+            return sampling
+        marks = self._channel_marks()
+        if marks is None:
+            return sampling
+        grammar = thought_budget_grammar(sampling.grammar, thinking.budget_tokens, *marks)
+        return replace(sampling, grammar=grammar)
+
+    def _channel_marks(self) -> tuple[int, int] | None:
+        """The token ids that open and close the thinking channel (None: no single tokens)."""
+        if self._channel_tokens is None:
+            ids = [
+                self._engine.tokenize(mark, add_special=False, parse_special=True)
+                for mark in (CHANNEL_OPEN, CHANNEL_CLOSE)
+            ]
+            if all(len(i) == 1 for i in ids):
+                self._channel_tokens = (ids[0][0], ids[1][0])
+            else:
+                log.warning("the thinking channel markers are not single tokens; no budget")
+                return None
+        return self._channel_tokens
 
     def _with_default_system(self, turns: list[Message]) -> list[Message]:
         """GEMMA_SYSTEM_PROMPT opens a chat that brings no system message of its own."""
@@ -187,7 +265,7 @@ class ChatService:
         return turns
 
     async def _submit(
-        self, job: ChatJob, tokens: list[int], sampling: SamplingParams
+        self, job: ChatJob, prepared: _Prepared, sampling: SamplingParams
     ) -> list[GenerationStream]:
         """One admitted engine request per choice (choice i samples with seed + i)."""
         streams: list[GenerationStream] = []
@@ -196,10 +274,11 @@ class ChatService:
                 seed = None if sampling.seed is None else sampling.seed + i
                 request = GenerationRequest(
                     request_id=f"{job.request_id}-{i}",
-                    prompt_tokens=tokens,
+                    prompt_tokens=prepared.tokens,
                     sampling=replace(sampling, seed=seed),
                     priority=job.priority,
                     timeout_s=self._timeout,
+                    media=prepared.media,
                     affinity_key=_affinity_key(job),
                 )
                 streams.append(await self._engine.submit(request))
@@ -237,13 +316,15 @@ def _check_vocabulary(job: ChatJob, n_vocab: int) -> None:
             )
 
 
-def _refuse_media(messages: Sequence[ChatMessage]) -> None:
-    """The served model reads text only: an image or audio part is a 400 naming the part."""
-    for message in messages:
-        for part in message.media:
-            kind = "images" if isinstance(part, ImagePart) else "audio"
-            raise InvalidRequestError(
-                f"this model takes text only; it cannot take {kind}",
-                param=part.param,
-                code="unsupported_content",
-            )
+def _thinking_options(job: ChatJob) -> ThinkingOptions:
+    """The request's thinking, ``chat_template_kwargs.enable_thinking`` winning over the
+    protocol's own switch (``reasoning_effort``)."""
+    reserved = RESERVED_TEMPLATE_NAMES & job.template_kwargs.keys()
+    if reserved:
+        name = sorted(reserved)[0]
+        raise InvalidRequestError(
+            f"chat_template_kwargs may not set {name!r}", param=f"chat_template_kwargs.{name}"
+        )
+    if "enable_thinking" in job.template_kwargs:
+        return replace(job.thinking, enabled=bool(job.template_kwargs["enable_thinking"]))
+    return job.thinking

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from gemma_service.engine.protocol import ModelInfo, SamplingParams, TokenLogprob
+from gemma_service.engine.media import MediaLayout
+from gemma_service.engine.protocol import GenerationRequest, ModelInfo, SamplingParams, TokenLogprob
 from gemma_service.engine.scheduler import StepPlan
 
 
@@ -41,8 +42,16 @@ class ModelBackend(Protocol):
 
     def remove_sampler(self, request_id: str) -> None: ...
 
+    def layout_media(self, request: GenerationRequest) -> list[MediaLayout]:
+        """Lay out ``request.media`` in the prompt and keep it for decoding (until
+        ``release_media``); raises InvalidRequestError / PayloadTooLargeError on bad media."""
+        ...
+
+    def release_media(self, request_id: str) -> None: ...
+
     def execute(self, plan: StepPlan, want_logprobs: dict[str, int]) -> dict[str, SampledToken]:
-        """Apply the plan's memory ops, decode its batch, sample each chunk marked ``sample``.
+        """Apply the plan's memory ops, decode its media chunks then its batch, sample each
+        chunk marked ``sample``.
 
         ``want_logprobs`` maps request ids to how many top logprobs they asked for (0: just the
         chosen token's). Raises KvCacheFullError when the batch does not fit.

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gemma_service.engine.backend import KvCacheFullError, ModelBackend
-from gemma_service.engine.protocol import FinishReason, TokenEvent
+from gemma_service.engine.media import expand_prompt
+from gemma_service.engine.protocol import FinishReason, TokenEvent, check_prompt_fits
 from gemma_service.engine.request_state import RequestState
 from gemma_service.engine.scheduler import Scheduler, Sequence
 from gemma_service.errors import (
@@ -204,18 +205,29 @@ class EngineLoop:
         req = state.request
         self.n_taken += 1
         try:
+            if req.media:
+                self._lay_out_media(state)
             self.backend.add_sampler(req.request_id, req.sampling)
-        except ServiceError as exc:  # a grammar the backend cannot parse: the caller's 400
+        except ServiceError as exc:  # bad media, a grammar the backend cannot parse: a 4xx
+            self.backend.release_media(req.request_id)
             cmd.accepted.set_exception(exc)
             return
         except Exception as exc:
-            log.exception("building the sampler of %s failed", req.request_id)
+            log.exception("admitting %s failed", req.request_id)
+            self.backend.release_media(req.request_id)
             cmd.accepted.set_exception(GenerationFailedError(f"the request failed: {exc}"))
             return
         self._states[req.request_id] = state
         self._held[req.request_id] = state
         self.n_held += 1
         cmd.accepted.set_result(None)
+
+    def _lay_out_media(self, state: RequestState) -> None:
+        """Media become marker tokens and embedding positions; the longer prompt must fit."""
+        req = state.request
+        prompt = expand_prompt(req, self.backend.layout_media(req))
+        check_prompt_fits(len(prompt.tokens), state.n_ctx, param="messages")
+        state.set_prompt(prompt)
 
     def _start_held(self, request_id: str) -> None:
         state = self._held.pop(request_id, None)
@@ -225,10 +237,10 @@ class EngineLoop:
         if not self._scheduler.has_work():
             self.last_step = time.monotonic()  # idle until now: not a step overdue
         req = state.request
-        self._scheduler.add(
-            Sequence(req.request_id, list(req.prompt_tokens), state.max_tokens, req.priority),
-            arrived_at=state.submitted_at,  # the same monotonic clock as the scheduler's
-        )
+        seq = Sequence(req.request_id, list(state.prompt), state.max_tokens, req.priority)
+        seq.media_spans = state.media_spans
+        # arrived_at: the same monotonic clock as the scheduler's
+        self._scheduler.add(seq, arrived_at=state.submitted_at)
         self._sync_counts()
 
     def _reload(self, cmd: _Reload) -> None:
@@ -316,6 +328,8 @@ class EngineLoop:
             self.n_held -= 1
         self._scheduler.finish(rid, cache=True)
         self.backend.remove_sampler(rid)
+        if state.media_spans:
+            self.backend.release_media(rid)
         elapsed = time.monotonic() - state.submitted_at
         self.avg_request_s = 0.9 * self.avg_request_s + 0.1 * elapsed
         self._sync_counts()

@@ -45,6 +45,10 @@ class EngineSettings(Protocol):
     def cpu_repack(self) -> Literal["auto", "on", "off"]: ...
     @property
     def cpu_variant(self) -> str | None: ...
+    @property
+    def mmproj_path(self) -> Path | None: ...
+    @property
+    def media_cache_mb(self) -> int: ...
 
 
 def engine_config(settings: EngineSettings) -> EngineConfig:
@@ -83,6 +87,8 @@ def build_llama_engine(settings: EngineSettings, model_path: Path, model_id: str
                 kv_cache_type=settings.kv_cache_type,
                 cpu_repack=settings.cpu_repack,
                 cpu_variant=settings.cpu_variant,
+                mmproj_path=settings.mmproj_path.expanduser() if settings.mmproj_path else None,
+                media_cache_bytes=settings.media_cache_mb << 20,
             )
         )
 

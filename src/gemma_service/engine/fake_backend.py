@@ -4,7 +4,9 @@ Its vocabulary is the 256 byte values plus four control tokens, so multi-byte UT
 are split across tokens just as with a real BPE vocabulary. Each sequence "answers" with a
 reply derived from its prompt and seed, then ends its turn. With ``kv_capacity`` its KV cache
 fills up like a real one; a grammar without a ``root`` rule is refused as llama.cpp refuses an
-unparsable one (grammars are not applied otherwise).
+unparsable one (grammars are not applied otherwise). With ``modalities`` it takes media: each
+item is 4 embedding positions between a start and an end marker, and its content changes the
+reply as a real picture would.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ import zlib
 from collections import defaultdict
 
 from gemma_service.engine.backend import KvCacheFullError, SampledToken
-from gemma_service.engine.protocol import ModelInfo, SamplingParams, TokenLogprob, TopLogprob
+from gemma_service.engine.media import MediaLayout, placeholder_token
+from gemma_service.engine.protocol import (
+    GenerationRequest,
+    Modality,
+    ModelInfo,
+    SamplingParams,
+    TokenLogprob,
+    TopLogprob,
+)
 from gemma_service.engine.scheduler import StepPlan
-from gemma_service.errors import InvalidGrammarError
+from gemma_service.errors import InvalidGrammarError, InvalidRequestError
 
 BOS, EOS, START_OF_TURN, END_OF_TURN = 256, 257, 258, 259
 SPECIALS = {
@@ -26,6 +36,7 @@ SPECIALS = {
     "<end_of_turn>": END_OF_TURN,
 }
 N_VOCAB = 260
+MEDIA_TOKENS = 4  # embedding positions of one fake media item
 
 
 def fake_reply(prompt_tokens: list[int], seed: int | None) -> str:
@@ -38,7 +49,12 @@ class FakeBackend:
     """Implements ``ModelBackend`` without a model."""
 
     def __init__(
-        self, *, n_ctx: int = 4096, step_delay_s: float = 0.0, kv_capacity: int | None = None
+        self,
+        *,
+        n_ctx: int = 4096,
+        step_delay_s: float = 0.0,
+        kv_capacity: int | None = None,
+        modalities: tuple[Modality, ...] = ("text",),
     ) -> None:
         self.info = ModelInfo(
             model_id="gemma-fake",
@@ -53,6 +69,7 @@ class FakeBackend:
             size_bytes=0,
             n_params=0,
             created=0,
+            modalities=modalities,
         )
         self.device = "cpu"
         self.gpu_layers = 0
@@ -65,6 +82,8 @@ class FakeBackend:
         self._params: dict[str, SamplingParams] = {}
         self._prompt_len: dict[str, int] = {}
         self._kv: dict[int, list[int]] = defaultdict(list)
+        self._media: dict[str, list[int]] = {}  # request id -> placeholder id of each item
+        self.media_decoded = 0
 
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
         out = [BOS] if add_special else []
@@ -95,8 +114,26 @@ class FakeBackend:
         self._params.pop(request_id, None)
         self._prompt_len.pop(request_id, None)
 
+    def layout_media(self, request: GenerationRequest) -> list[MediaLayout]:
+        for item in request.media:
+            if item.kind not in self.info.modalities:
+                raise InvalidRequestError(
+                    f"this model cannot take {item.kind}", param=item.param,
+                    code="unsupported_content",
+                )  # fmt: skip
+        self._media[request.request_id] = [placeholder_token(m.content_hash) for m in request.media]
+        return [MediaLayout([START_OF_TURN], MEDIA_TOKENS, [END_OF_TURN]) for _ in request.media]
+
+    def release_media(self, request_id: str) -> None:
+        self._media.pop(request_id, None)
+
     def execute(self, plan: StepPlan, want_logprobs: dict[str, int]) -> dict[str, SampledToken]:
         self._apply_memory_ops(plan)
+        for media in plan.media:
+            kv = self._kv[media.slot]
+            del kv[media.start_pos :]
+            kv.extend([self._media[media.request_id][media.index]] * media.n_tokens)
+            self.media_decoded += 1
         needed = sum(len(v) for v in self._kv.values()) + plan.n_tokens
         if self.kv_capacity is not None and needed > self.kv_capacity:
             raise KvCacheFullError("fake KV cache full")

@@ -26,8 +26,10 @@ from gemma_service.engine.backend import KvCacheFullError, SampledToken
 from gemma_service.engine.batch_sampler import BatchSampler
 from gemma_service.engine.llama_grammar import TOKEN_DATA as _TOKEN_DATA
 from gemma_service.engine.llama_grammar import CandidateBuffer, LlamaGrammar
+from gemma_service.engine.llama_projector import Projector
 from gemma_service.engine.logprobs import token_logprobs
-from gemma_service.engine.protocol import ModelInfo, SamplingParams
+from gemma_service.engine.media import MediaLayout
+from gemma_service.engine.protocol import GenerationRequest, ModelInfo, SamplingParams
 from gemma_service.engine.scheduler import StepPlan
 from gemma_service.errors import InvalidRequestError, ModelFileError
 from gemma_service.llama.kernel_check import RepackMode, default_kernel_cache_dir, start_checked
@@ -64,6 +66,10 @@ class LlamaConfig:
     cpu_repack: RepackMode = "auto"
     cpu_variant: str | None = None
     kernel_cache_dir: Path = field(default_factory=default_kernel_cache_dir)
+    # The projector (mmproj GGUF) for images and audio; None: text only.
+    mmproj_path: Path | None = None
+    # Encoded media kept by content hash, so a repeated picture is not encoded again.
+    media_cache_bytes: int = 64 << 20
 
 
 @lc.llama_log_callback  # type: ignore[untyped-decorator]
@@ -110,6 +116,7 @@ class LlamaBackend:
         self._model: Any = None
         self._ctx: Any = None
         self._batch: Any = None
+        self._projector: Projector | None = None
         self.gpu_layers = 0
         self.device = "cpu"
         self.gpu_available = bool(lc.llama_supports_gpu_offload())
@@ -158,6 +165,8 @@ class LlamaBackend:
         self._token_ids = np.arange(n_vocab, dtype=np.int32)
         self.gpu_layers = offload
         self.device = "cuda" if offload != 0 else "cpu"
+        if cfg.mmproj_path is not None:
+            self._open_projector(cfg.mmproj_path, use_gpu=offload != 0)
         log.info(
             "model loaded on %s (%d GPU layers, n_ctx=%d) in %.2fs",
             self.device,
@@ -165,6 +174,17 @@ class LlamaBackend:
             n_ctx,
             time.perf_counter() - started,
         )
+
+    def _open_projector(self, path: Path, *, use_gpu: bool) -> None:
+        if self._projector is not None:  # reloaded: laid-out media stays valid
+            self._projector.reopen(self._model, use_gpu=use_gpu)
+            return
+        check_model_file(path)
+        cfg = self.config
+        self._projector = Projector(
+            path, self._model, threads=cfg.threads, use_gpu=use_gpu, batch_size=cfg.batch_size,
+            cache_bytes=cfg.media_cache_bytes,
+        )  # fmt: skip
 
     def _read_info(self) -> ModelInfo:
         m = self._model
@@ -185,6 +205,9 @@ class LlamaBackend:
             n_params=int(lc.llama_model_n_params(m)),
             created=int(os.path.getmtime(path)),
             kv_cells=int(lc.llama_n_ctx(self._ctx)),
+            modalities=self._projector.modalities if self._projector else ("text",),
+            mmproj_path=str(self._projector.path) if self._projector else None,
+            architecture=_meta_text(m, b"general.architecture"),
         )
 
     def reload(self, gpu_layers: int) -> None:
@@ -200,6 +223,8 @@ class LlamaBackend:
         if self._ctx:
             lc.llama_free(self._ctx)
             self._ctx = None
+        if self._projector is not None:
+            self._projector.close_context()
         if self._model:
             lc.llama_model_free(self._model)
             self._model = None
@@ -207,9 +232,27 @@ class LlamaBackend:
     def close(self) -> None:
         self._sampling.close()
         self._close_context()
+        if self._projector is not None:
+            self._projector.close()
+            self._projector = None
         if self._vocab_model:
             lc.llama_model_free(self._vocab_model)
             self._vocab_model = None
+
+    # --- media --------------------------------------------------------------------------
+    def layout_media(self, request: GenerationRequest) -> list[MediaLayout]:
+        if self._projector is None:
+            kinds = {m.kind for m in request.media}
+            raise InvalidRequestError(
+                f"this model takes text only; it cannot take {' or '.join(sorted(kinds))}",
+                param=request.media[0].param if request.media else None,
+                code="unsupported_content",
+            )
+        return self._projector.layout(request)
+
+    def release_media(self, request_id: str) -> None:
+        if self._projector is not None:
+            self._projector.release(request_id)
 
     # --- vocabulary -----------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
@@ -277,6 +320,8 @@ class LlamaBackend:
     # --- stepping -------------------------------------------------------------------------
     def execute(self, plan: StepPlan, want_logprobs: dict[str, int]) -> dict[str, SampledToken]:
         self._apply_memory_ops(plan)
+        if plan.media and self._projector is not None:
+            self._projector.decode(self._ctx, plan.media)
         if not plan.chunks:
             return {}
         sample_at = self._fill_batch(plan)
@@ -335,3 +380,10 @@ class LlamaBackend:
 
 def _address(pointer: Any) -> int:
     return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+
+
+def _meta_text(model: Any, key: bytes) -> str:
+    """A string value of the GGUF's metadata ("" when it has none)."""
+    buf = ctypes.create_string_buffer(256)
+    n = lc.llama_model_meta_val_str(model, key, buf, len(buf))
+    return buf.value.decode("utf-8", "replace") if n >= 0 else ""

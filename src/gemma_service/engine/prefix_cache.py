@@ -44,6 +44,11 @@ class PrefixCache:
     def put(self, slot: int, tokens: list[int]) -> None:
         self._entries[slot] = CachedEntry(slot, tokens, next(self._clock))
 
+    def cached_len(self, slot: int) -> int:
+        """How many tokens ``slot`` holds (0: not cached)."""
+        entry = self._entries.get(slot)
+        return len(entry.tokens) if entry is not None else 0
+
     def take(self, slot: int) -> CachedEntry | None:
         return self._entries.pop(slot, None)
 

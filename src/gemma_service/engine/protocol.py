@@ -21,6 +21,10 @@ from gemma_service.errors import (
 )
 
 FinishReason = Literal["stop", "length", "abort", "timeout", "error"]
+Modality = Literal["text", "image", "audio"]
+# Stands in a prompt for one media item (GenerationRequest.media, in order); the engine lays
+# each out when it accepts the request (engine/media.py).
+MEDIA_TOKEN = -1
 
 
 @dataclass(slots=True)
@@ -44,9 +48,29 @@ class SamplingParams:
     grammar: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MediaInput:
+    """One image or audio clip of a prompt, checked and decoded as far as the chat layer can.
+
+    An image is ``width`` x ``height`` RGB pixels (3 bytes each); audio is the encoded file (wav,
+    mp3, flac), decoded by the projector at its own sample rate. ``content_hash`` identifies
+    the content (the prefix cache keys on it); ``param`` names the request field it came from.
+    """
+
+    kind: Literal["image", "audio"]
+    data: bytes
+    content_hash: str
+    param: str
+    width: int = 0
+    height: int = 0
+    # Audio longer than this is refused (413) once decoded; None: no limit.
+    max_seconds: float | None = None
+
+
 @dataclass(slots=True)
 class GenerationRequest:
-    """One sequence to generate. ``prompt_tokens`` is already tokenized (BOS included)."""
+    """One sequence to generate. ``prompt_tokens`` is already tokenized (BOS included), with
+    one ``MEDIA_TOKEN`` where each item of ``media`` goes."""
 
     request_id: str
     prompt_tokens: list[int]
@@ -54,6 +78,7 @@ class GenerationRequest:
     priority: int = 0
     # Seconds from submission after which the request ends with finish_reason "timeout".
     timeout_s: float | None = None
+    media: list[MediaInput] = field(default_factory=list)
     # Requests with one key should land where the last one's prefix is cached (a remote engine
     # keeps them on one upstream); the chat layer sets the conversation or the owner.
     affinity_key: str | None = None
@@ -123,6 +148,11 @@ class ModelInfo:
     created: int
     # KV cells of all sequences together (0: not known).
     kv_cells: int = 0
+    # What the model reads: text, plus image and audio when a projector (mmproj) is loaded.
+    modalities: tuple[Modality, ...] = ("text",)
+    mmproj_path: str | None = None
+    # The GGUF's ``general.architecture`` ("gemma3", "gemma3n", "gemma4"; "" when not known).
+    architecture: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from gemma_service.engine.media import ExpandedPrompt, MediaSpan
 from gemma_service.engine.protocol import (
     FinishReason,
     GenerationRequest,
@@ -22,7 +23,9 @@ class RequestState:
     """What the engine loop tracks for one request between steps.
 
     ``max_tokens`` is what the request may generate: what it asked for, within the room its
-    prompt leaves in the context (the request's own parameters are never changed).
+    prompt leaves in the context (the request's own parameters are never changed). ``prompt``
+    is the prompt as the engine runs it: with media laid out (``set_prompt``), it is longer
+    than the request's.
     """
 
     request: GenerationRequest
@@ -34,10 +37,17 @@ class RequestState:
     finished: bool = False
     stream: TextStream = field(init=False)
     max_tokens: int = field(init=False)
+    prompt: list[int] = field(init=False)
+    media_spans: list[MediaSpan] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stream = TextStream(self.request.sampling.stop)
-        room = self.n_ctx - len(self.request.prompt_tokens)
+        self.set_prompt(ExpandedPrompt(self.request.prompt_tokens, []))
+
+    def set_prompt(self, prompt: ExpandedPrompt) -> None:
+        """The prompt to run (media laid out); what may be generated follows from its length."""
+        self.prompt, self.media_spans = prompt.tokens, prompt.spans
+        room = self.n_ctx - len(prompt.tokens)
         self.max_tokens = max(1, min(self.request.sampling.max_tokens, room))
 
     @property
@@ -50,7 +60,7 @@ class RequestState:
         return None if t is None else self.submitted_at + t
 
     def usage(self) -> Usage:
-        return Usage(len(self.request.prompt_tokens), self.n_generated, self.cached_tokens)
+        return Usage(len(self.prompt), self.n_generated, self.cached_tokens)
 
     def on_token(
         self, token: int, piece: bytes, is_eog: bool, logprob: TokenLogprob | None

@@ -3,7 +3,8 @@
 Each step, ``schedule()`` decides which running sequences decode one token and which prompt
 chunks prefill, under a token budget (``batch_size``) and a sequence cap (``parallel``); the
 backend executes the plan; ``update()`` records what it sampled. Decodes go first so running
-streams keep flowing while long prompts prefill in chunks.
+streams keep flowing while long prompts prefill in chunks. A media span (an image's or a
+clip's embedding positions, engine/media.py) is fed whole, as the one media chunk of a step.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gemma_service.engine.media import MediaSpan, next_span_start, snap_to_span_start, span_at
 from gemma_service.engine.prefix_cache import PrefixCache, common_prefix_len
 
 # A request whose prompt shares at least this many not-yet-computed tokens with one that is
@@ -44,6 +46,7 @@ class Sequence:
     status: SeqStatus = SeqStatus.WAITING
     arrived_at: float = 0.0  # the scheduler's clock when it was added
     ready_at: float | None = None  # when only its final prompt token was left (cohorts)
+    media_spans: list[MediaSpan] = field(default_factory=list)
 
     @property
     def tokens(self) -> list[int]:
@@ -73,6 +76,17 @@ class Chunk:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaChunk:
+    """Media item ``index`` of a request, decoded as embeddings at ``start_pos``…"""
+
+    request_id: str
+    slot: int
+    index: int
+    start_pos: int
+    n_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class KvCopy:
     """Copy positions [0, n_tokens) of ``src`` slot's KV into ``dst`` slot."""
 
@@ -89,14 +103,16 @@ class StepPlan:
     trims: list[tuple[int, int]] = field(default_factory=list)  # (slot, keep first n tokens)
     copies: list[KvCopy] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
+    # Decoded before ``chunks`` (whose last positions are sampled); at most one per step.
+    media: list[MediaChunk] = field(default_factory=list)
 
     @property
     def n_tokens(self) -> int:
-        return sum(len(c.tokens) for c in self.chunks)
+        return sum(len(c.tokens) for c in self.chunks) + sum(m.n_tokens for m in self.media)
 
     @property
     def empty(self) -> bool:
-        return not (self.chunks or self.clear_slots or self.trims or self.copies)
+        return not (self.chunks or self.media or self.clear_slots or self.trims or self.copies)
 
 
 class Scheduler:
@@ -247,7 +263,8 @@ class Scheduler:
             if other.slot is not None and m > n:
                 src, n = other.slot, m
         n = min(n, len(seq.prompt) - 1)  # the last prompt token is always computed: its logits
-        if src is not None and src == cached_slot and n > 0:
+        n = snap_to_span_start(seq.media_spans, n)
+        if src is not None and src == cached_slot and n > 0 and self._worth_taking(src, n):
             self.prefix_cache.take(src)  # take the cached slot over, keeping its prefix
             plan.trims.append((src, n))
             seq.slot = src
@@ -262,17 +279,37 @@ class Scheduler:
         seq.n_computed = seq.cached_tokens = max(n, 0)
         return True
 
+    def _worth_taking(self, slot: int, n: int) -> bool:
+        """Take a cached slot over (losing what it holds past ``n``) when most of it matches or
+        no slot is free; else keep it (a picture asked about again, a long prefix) and start
+        in a free slot, copying the shared part."""
+        return not self._free_slots or 2 * n >= self.prefix_cache.cached_len(slot)
+
     def _add_prefill_chunk(self, plan: StepPlan, seq: Sequence, budget: int) -> int:
         assert seq.slot is not None
-        n = min(budget, len(seq.prompt) - seq.n_computed)
+        start = seq.n_computed
+        span = span_at(seq.media_spans, start)
+        if span is not None:
+            return self._add_media_chunk(plan, seq, span, budget)
+        end = next_span_start(seq.media_spans, start, len(seq.prompt))
+        n = min(budget, end - start)
         if n <= 0:
             return 0
-        start = seq.n_computed
         last = start + n == len(seq.prompt)
         plan.chunks.append(
             Chunk(seq.request_id, seq.slot, seq.prompt[start : start + n], start, last)
         )
         return n
+
+    def _add_media_chunk(self, plan: StepPlan, seq: Sequence, span: MediaSpan, budget: int) -> int:
+        """A whole span (its attention may be bidirectional), one per step: encoding it is the
+        step's big cost. It is charged to the budget, which may go below zero: the span is
+        decoded in a batch of its own (the backend checked it fits one)."""
+        if plan.media:
+            return 0
+        assert seq.slot is not None
+        plan.media.append(MediaChunk(seq.request_id, seq.slot, span.index, span.start, span.length))
+        return span.length
 
     def _claim_slot(self, plan: StepPlan) -> int | None:
         if self._free_slots:
@@ -297,6 +334,10 @@ class Scheduler:
     # --- results --------------------------------------------------------------------------
     def update(self, plan: StepPlan, sampled: dict[str, int]) -> None:
         """Record a step: prefilled positions advance; sampled tokens are appended."""
+        for media in plan.media:
+            seq = self._by_id.get(media.request_id)
+            if seq is not None and seq.status is SeqStatus.RUNNING:
+                seq.n_computed = media.start_pos + media.n_tokens
         for chunk in plan.chunks:
             seq = self._by_id.get(chunk.request_id)
             if seq is None or seq.status is not SeqStatus.RUNNING:

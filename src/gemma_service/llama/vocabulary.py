@@ -53,6 +53,10 @@ class Vocabulary:
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
         self.bos_token = self.piece(lc.llama_vocab_bos(self._vocab), special=True).decode()
         self.eos_token = self.piece(lc.llama_vocab_eos(self._vocab), special=True).decode()
+        # "gemma3", "gemma4", ...: which chat format the template is (chat/chat_format.py).
+        buf = ctypes.create_string_buffer(256)
+        n = lc.llama_model_meta_val_str(self._model, b"general.architecture", buf, len(buf))
+        self.architecture = buf.value.decode("utf-8", "replace") if n >= 0 else ""
 
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
         data = text.encode("utf-8")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gemma_service.chat.prompt import ChatPrompter, Message, build_gemma_prompt
+from gemma_service.chat.chat_template import ChatPrompter
+from gemma_service.chat.prompt import Message, build_gemma_prompt
 from gemma_service.errors import InvalidRequestError
 
 

@@ -10,7 +10,11 @@ from gemma_service.chat.job import OutputFormat
 from gemma_service.chat.prompt import Message
 from gemma_service.chat.reply import ReplyReader
 from gemma_service.chat.structured import ToolChoice, parse_tools
-from gemma_service.chat.structured_chat import StructuredChat, structure_chat
+from gemma_service.chat.structured_chat import (
+    FORCED_CALL_MAX_STRING,
+    StructuredChat,
+    structure_chat,
+)
 from gemma_service.engine.protocol import FinishReason, SamplingParams, TokenEvent, Usage
 
 TOOLS = parse_tools(
@@ -84,15 +88,27 @@ def test_auto_mode_stops_at_an_invented_result_and_after_a_single_call() -> None
     assert got.content is None and got.finish_reason == "tool_calls"
 
 
-def test_a_forced_call_drops_a_call_cut_off_by_max_tokens() -> None:
+def test_a_call_cut_off_by_max_tokens_comes_back_truncated_never_as_content() -> None:
     plan = structure_chat(ASK, tools=TOOLS, tool_choice=ToolChoice("required"))
-    text = f'{CALL}\n<tool_call>{{"name": "lookup", "argu'
+    # The 270M model looping inside an argument string until max_tokens (issue 19).
+    text = f'{CALL}\n<tool_call>{{"name": "lookup", "arguments": {{"q": "tides (UTC) (UTC) (U'
     got = reply(plan, text, "length")
-    assert len(got.tool_calls) == 1 and got.content is None
-    assert got.finish_reason == "tool_calls"
+    assert got.content is None and got.finish_reason == "length"
+    assert [(c.name, c.arguments) for c in got.tool_calls] == [
+        ("lookup", '{"q":"tides"}'),
+        ("lookup", '{"q":"tides (UTC) (UTC) (U'),
+    ]
     reader = ReplyReader(0, plan)
     events = reader.feed(TokenEvent(text, [], finish_reason="length", usage=Usage(1, 1)))
     assert all(isinstance(e, ToolCallDelta) for e in events[:-1])
+    # A complete call and max_tokens right after it: the calls are done.
+    assert reply(plan, CALL, "length").finish_reason == "tool_calls"
+
+
+def test_forced_call_strings_are_bounded_where_the_schema_is_not() -> None:
+    plan = structure_chat(ASK, tools=TOOLS, tool_choice=ToolChoice("required"))
+    assert plan.grammar is not None
+    assert f"json-char{{0,{FORCED_CALL_MAX_STRING}}}" in plan.grammar
 
 
 def test_auto_mode_keeps_text_beside_a_call() -> None:

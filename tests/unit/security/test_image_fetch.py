@@ -16,7 +16,7 @@ from gemma_service.api.image_fetch import (
     is_public_address,
     text_model_image_error,
 )
-from gemma_service.errors import InvalidRequestError
+from gemma_service.errors import InvalidRequestError, PayloadTooLargeError, ServiceError
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PUBLIC_IP = "93.184.215.14"
@@ -58,8 +58,8 @@ def png_response(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "image/png"}, content=PNG)
 
 
-def refused(fetch: ImageFetcher, url: str) -> InvalidRequestError:
-    with pytest.raises(InvalidRequestError) as info:
+def refused(fetch: ImageFetcher, url: str) -> ServiceError:
+    with pytest.raises((InvalidRequestError, PayloadTooLargeError)) as info:
         asyncio.run(fetch.load(url))
     return info.value
 
@@ -75,7 +75,7 @@ def test_data_urls_decode_and_bad_ones_say_why() -> None:
 
 
 def decode_data_url_error(url: str, max_bytes: int = 1 << 20) -> str:
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises((InvalidRequestError, PayloadTooLargeError)) as info:
         decode_data_url(url, max_bytes)
     return info.value.message
 
@@ -140,9 +140,8 @@ def test_size_type_and_time_are_capped() -> None:
     def huge(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "image/png"}, content=b"x" * 5000)
 
-    assert refused(fetcher(huge, max_bytes=1000)[0], "https://img.example.com/").code == (
-        "image_too_large"
-    )
+    too_large = refused(fetcher(huge, max_bytes=1000)[0], "https://img.example.com/")
+    assert (too_large.status_code, too_large.code) == (413, "image_too_large")
 
     def html(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/html"}, content=b"<b>")

@@ -68,7 +68,6 @@ def test_without_parallel_calls_the_reply_ends_at_the_first_call() -> None:
 @pytest.mark.parametrize(
     "block",
     [
-        '<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>',  # broken JSON
         '<tool_call>{"name": "launch_missiles", "arguments": {}}</tool_call>',  # unknown
         '<tool_call>["get_weather"]</tool_call>',
         '<tool_call>{"name": "get_weather", "arguments": [1]}</tool_call>',
@@ -76,6 +75,34 @@ def test_without_parallel_calls_the_reply_ends_at_the_first_call() -> None:
 )
 def test_unusable_call_blocks_stay_content(block: str) -> None:
     assert parse(f"Hmm {block}") == (f"Hmm {block}", [])
+
+
+def test_a_call_whose_arguments_break_off_is_a_truncated_call() -> None:
+    # Once a call has its name its arguments stream out; markup never becomes content after.
+    text = 'Hmm <tool_call>{"name": "get_weather", "arguments": {"city": </tool_call> ok'
+    parser = ToolCallStreamParser(NAMES, new_call_id=numbered_ids())
+    deltas = parser.feed(text) + parser.finish()
+    assert deltas == [
+        ContentDelta("Hmm"),
+        ToolCallDelta(0, "", id="call_0", name="get_weather"),
+        ToolCallDelta(0, '{"city":'),
+        ContentDelta("  ok"),  # the space before the call, then the text after it
+    ]
+    assert not parser.truncated  # the model ended the call itself
+
+
+def test_output_that_ends_inside_a_call_gives_the_call_so_far() -> None:
+    for cut, arguments in [
+        ('{"name": "get_time", "arguments": {"timezone": "Europe/Par', '{"timezone":"Europe/Par'),
+        ('{"name": "get_time", "argu', ""),
+    ]:
+        parser = ToolCallStreamParser(NAMES, new_call_id=numbered_ids())
+        deltas = parser.feed("<tool_call>" + cut) + parser.finish()
+        assert [c.name for c in parser.calls] == ["get_time"] and parser.truncated
+        assert "".join(d.arguments for d in deltas if isinstance(d, ToolCallDelta)) == arguments
+        assert not [d for d in deltas if isinstance(d, ContentDelta)]
+    # Cut before the name: nothing to call, and no markup shown either.
+    assert parse_tool_calls('Sure. <tool_call>{"name": "get_') == ("Sure.", [])
 
 
 def test_tolerates_what_small_models_write() -> None:

@@ -49,6 +49,9 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         info = state.engine.model_info
         body["model"] = info.model_id
         body["n_ctx"] = info.n_ctx
+        body["modalities"] = list(info.modalities)
+        body["mmproj"] = info.mmproj_path
+        body["chat_format"] = state.chat.chat_format.describe()
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
     body.update(asdict(h.stats))

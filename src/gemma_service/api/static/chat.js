@@ -7,8 +7,10 @@
   const KEY_STORAGE = "gemma-service.api-key";
   const $ = (id) => document.getElementById(id);
 
-  /** The conversation sent with every request: [{role, content}], oldest first. */
+  /** The conversation sent with every request: [{role, content, images?}], oldest first. */
   let conversation = [];
+  /** The image the next question carries: {dataUrl, base64}, or null. */
+  let pendingImage = null;
   /** Aborts the answer being streamed (the Stop button). */
   let controller = null;
 
@@ -19,9 +21,15 @@
     return el;
   }
 
-  function addTurn(role, text) {
+  function addTurn(role, text, imageUrl) {
     const turn = element("article", `turn ${role}`);
     turn.dataset.role = role;
+    if (imageUrl) {
+      const img = element("img", "attached");
+      img.alt = "attached image";
+      img.src = imageUrl; // a data: URL the user picked here, never markup
+      turn.append(img);
+    }
     turn.append(element("div", "text", text));
     $("conversation").append(turn);
     turn.scrollIntoView({ block: "end" });
@@ -122,8 +130,11 @@
   }
 
   async function send(text) {
-    const userTurn = addTurn("user", text);
-    conversation.push({ role: "user", content: text });
+    const image = pendingImage;
+    clearImage();
+    const userTurn = addTurn("user", text, image?.dataUrl);
+    conversation.push(image ? { role: "user", content: text, images: [image.base64] }
+                            : { role: "user", content: text });
     const turn = addTurn("assistant", "");
     turn.classList.add("streaming");
     controller = new AbortController();
@@ -148,6 +159,26 @@
       controller = null;
       setBusy(false);
     }
+  }
+
+  /** Reads an image file into the pending image and shows it above the box. */
+  function takeImage(file) {
+    if (!file || !file.type.startsWith("image/")) return;
+    const reader = new FileReader();
+    reader.onload = () => {
+      const dataUrl = String(reader.result);
+      pendingImage = { dataUrl, base64: dataUrl.slice(dataUrl.indexOf(",") + 1) };
+      $("pending-preview").src = dataUrl;
+      $("pending-image").hidden = false;
+    };
+    reader.readAsDataURL(file);
+  }
+
+  function clearImage() {
+    pendingImage = null;
+    $("pending-image").hidden = true;
+    $("pending-preview").removeAttribute("src");
+    $("image-input").value = "";
   }
 
   function setBusy(busy) {
@@ -186,10 +217,20 @@
         $("composer").requestSubmit();
       }
     });
+    $("image-input").addEventListener("change", (event) => takeImage(event.target.files[0]));
+    $("prompt").addEventListener("paste", (event) => {
+      const item = [...(event.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+      if (item) {
+        event.preventDefault();
+        takeImage(item.getAsFile());
+      }
+    });
+    $("remove-image").addEventListener("click", clearImage);
     $("stop").addEventListener("click", () => controller?.abort());
     $("new-chat").addEventListener("click", () => {
       controller?.abort();
       conversation = [];
+      clearImage();
       $("conversation").replaceChildren();
     });
     showServiceInfo();

@@ -1,7 +1,15 @@
 """Structured output and tool calling: JSON Schema → llama.cpp grammars, the tool-call prompt
-format, and parsing of calls from model text (whole or streamed). Pure Python: no llama_cpp.
+format, and parsing of calls from model text (whole or streamed) in each family's call syntax
+(our JSON form for Gemma 3, Gemma 4's own). Pure Python: no llama_cpp.
 """
 
+from gemma_service.chat.structured.call_syntax import (
+    GEMMA4_CALL_CLOSE,
+    GEMMA4_CALL_OPEN,
+    GEMMA4_CALLS,
+    JSON_CALLS,
+    ToolCallSyntax,
+)
 from gemma_service.chat.structured.json_grammar import (
     JSON_OBJECT_GBNF,
     check_schema,
@@ -36,6 +44,10 @@ from gemma_service.chat.structured.tools import (
 )
 
 __all__ = [
+    "GEMMA4_CALLS",
+    "GEMMA4_CALL_CLOSE",
+    "GEMMA4_CALL_OPEN",
+    "JSON_CALLS",
     "JSON_OBJECT_GBNF",
     "MAX_PARALLEL_CALLS",
     "TOOL_CALL_CLOSE",
@@ -46,6 +58,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "ToolCallStreamParser",
+    "ToolCallSyntax",
     "ToolChoice",
     "check_schema",
     "format_tool_call",

@@ -1,4 +1,5 @@
-"""GBNF text building: a rule registry, literal escaping and the JSON rules every grammar shares.
+"""GBNF text building: a rule registry, literal escaping, and the value rules grammars share
+(JSON's, and those of Gemma 4's call-argument syntax).
 
 Rule names are limited to ``[a-zA-Z0-9-]`` because llama.cpp's grammar parser accepts nothing
 else. The registry refuses left recursion, which llama.cpp would reject at request time.
@@ -30,8 +31,35 @@ JSON_RULES: dict[str, str] = {
     "json-object": r'"{" ws (json-member (ws "," ws json-member)* ws)? "}"',
     "json-array": r'"[" ws (json-value (ws "," ws json-value)* ws)? "]"',
 }
-# Which JSON rules may begin with another rule (for the left-recursion check).
-_JSON_LEADING: dict[str, tuple[str, ...]] = {
+# Gemma 4 writes call arguments in its own syntax: bare keys, strings between <|"|> marks, no
+# whitespace (``{city:<|"|>Paris<|"|>,days:3}``). String text never holds "<|", so a string ends
+# exactly where a parser looking for the mark ends it. The marks are matched as text, which
+# their single tokens are too: llama.cpp's token syntax (``<|"|>``) must not follow text a
+# token could run on from (a token's piece matched partly as text, partly as a token element,
+# passes its check and then aborts the process when accepted).
+GEMMA4_STRING_MARK = '<|"|>'
+GEMMA4_RULES: dict[str, str] = {
+    "g4-text": r'([^<] g4-text | "<" g4-text-lt)?',
+    "g4-text-lt": r'([^<|] g4-text | "<" g4-text-lt)?',  # just after a "<"
+    "g4-string": r'"<|\"|>" g4-text "<|\"|>"',
+    "g4-key": r"[^:{}\[\],<\x00-\x20\x22]{1,64}",
+    "g4-member": r'g4-key ":" g4-value',
+    "g4-object": r'"{" (g4-member ("," g4-member)*)? "}"',
+    "g4-array": r'"[" (g4-value ("," g4-value)*)? "]"',
+    "g4-value": "g4-object | g4-array | g4-string | json-number | json-boolean | json-null",
+}
+SHARED_RULES: dict[str, str] = {**JSON_RULES, **GEMMA4_RULES}
+# Which shared rules may begin with another rule (for the left-recursion check).
+_SHARED_LEADING: dict[str, tuple[str, ...]] = {
+    "g4-member": ("g4-key",),
+    "g4-value": (
+        "g4-object",
+        "g4-array",
+        "g4-string",
+        "json-number",
+        "json-boolean",
+        "json-null",
+    ),
     "json-string": (),
     "json-number": ("json-integer",),
     "json-value": (
@@ -102,13 +130,14 @@ class GbnfGrammar:
         self._leading: dict[str, tuple[str, ...]] = {}
         self._reserved: set[str] = set()
         self._name_by_body: dict[str, str] = {}
+        self.memo: dict[tuple[object, ...], str] = {}  # rule families built once per grammar
 
     def reserve(self, hint: str) -> str:
         """A fresh rule name based on ``hint``, to be defined later (allows recursion)."""
         # Long names cost nothing in llama.cpp but make grammars hard to read in logs.
         base = _NOT_NAME_CHAR.sub("-", hint).strip("-").lower()[:48].strip("-") or "rule"
         name, suffix = base, 2
-        while name in self._reserved or name in JSON_RULES or name == "root":
+        while name in self._reserved or name in SHARED_RULES or name == "root":
             name, suffix = f"{base}-{suffix}", suffix + 1
         self._reserved.add(name)
         return name
@@ -128,11 +157,11 @@ class GbnfGrammar:
         return name
 
     def json_rule(self, name: str) -> str:
-        """Include the shared JSON rule ``name`` (and what it uses); returns its name."""
+        """Include the shared rule ``name`` (JSON's or Gemma 4's, with what it uses)."""
         if name not in self._rules:
-            self._rules[name] = JSON_RULES[name]
-            self._leading[name] = _JSON_LEADING.get(name, ())
-            for used in _rule_references(JSON_RULES[name]):
+            self._rules[name] = SHARED_RULES[name]
+            self._leading[name] = _SHARED_LEADING.get(name, ())
+            for used in _rule_references(SHARED_RULES[name]):
                 self.json_rule(used)
         return name
 
@@ -144,7 +173,7 @@ class GbnfGrammar:
         """The grammar text; raises LeftRecursionError if llama.cpp would reject it."""
         bodies = [root_body, *self._rules.values()]
         for used in {name for body in bodies for name in _rule_references(body)}:
-            if used in JSON_RULES:
+            if used in SHARED_RULES:
                 self.json_rule(used)
         _check_left_recursion(dict(self._leading, root=tuple(root_leading)))
         lines = [f"root ::= {root_body}"]
@@ -154,7 +183,12 @@ class GbnfGrammar:
 
 def _rule_references(body: str) -> list[str]:
     """Rule names used in ``body`` (outside literals and character classes)."""
-    stripped = re.sub(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{[0-9,]*\}', " ", body)
+    # Literals, character classes, repetition counts and tokens (<|tool_call>, <[42]>).
+    stripped = re.sub(
+        r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{[0-9,]*\}|<(?:\[[0-9]+\]|[^<>\s]+)>',
+        " ",
+        body,
+    )
     return re.findall(r"[a-zA-Z][a-zA-Z0-9-]*", stripped)
 
 

@@ -1,13 +1,13 @@
 """The GBNF rules for one JSON schema, for the subset in docs/structured-output.md.
 
-Every string the rules allow parses as JSON and validates against the schema. Where they are
-narrower than the schema (property order, no extra properties, bounded digits and whitespace)
-they still only produce valid instances; where they cannot be exact, the schema is refused.
+Every string the rules allow parses (as JSON, or as Gemma 4 call arguments: see
+``value_syntax``) and validates against the schema. Where they are narrower than the schema
+(property order, no extra properties, bounded digits and whitespace) they still only produce
+valid instances; where they cannot be exact, the schema is refused.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -26,6 +26,7 @@ from gemma_service.chat.structured.numeric_ranges import (
     number_range_gbnf,
 )
 from gemma_service.chat.structured.string_formats import STRING_FORMATS
+from gemma_service.chat.structured.value_syntax import JSON_SYNTAX, ValueSyntax
 from gemma_service.errors import InvalidRequestError
 
 # Known JSON Schema keywords we cannot enforce. Unknown keywords and annotations (title,
@@ -60,8 +61,10 @@ class SchemaGrammarBuilder:
         where: str,
         param: str,
         max_string_length: int | None = None,
+        syntax: ValueSyntax = JSON_SYNTAX,
     ) -> None:
         self._grammar = grammar
+        self._syntax = syntax
         self._root = root
         self._where = where
         self._param = param
@@ -85,7 +88,7 @@ class SchemaGrammarBuilder:
 
     def _visit(self, schema: Any, pointer: str, hint: str) -> str:
         if schema is True:
-            return self._grammar.json_rule("json-value")
+            return self._grammar.json_rule(self._syntax.any_value)
         if schema is False:
             self._refuse(pointer, "the schema false allows no value")
         if not isinstance(schema, Mapping):
@@ -100,7 +103,7 @@ class SchemaGrammarBuilder:
             return self._literals(schema, pointer, hint)
         rules = [self._typed(kind, schema, pointer, hint) for kind in self._types(schema, pointer)]
         if not rules:
-            return self._grammar.json_rule("json-value")
+            return self._grammar.json_rule(self._syntax.any_value)
         if len(rules) == 1:
             return rules[0]
         return self._grammar.add(hint, " | ".join(rules), leading=rules)
@@ -175,10 +178,10 @@ class SchemaGrammarBuilder:
         if not values:
             self._refuse(f"{pointer}/{key}", f"no {key} value has the declared type")
         try:
-            texts = [_compact_json(v) for v in values]
+            literals = [self._syntax.value_gbnf(v) for v in values]
         except ValueError:
             self._refuse(f"{pointer}/{key}", "NaN and infinity are not JSON")
-        return self._grammar.add(hint, " | ".join(dict.fromkeys(map(gbnf_literal, texts))))
+        return self._grammar.add(hint, " | ".join(dict.fromkeys(literals)))
 
     def _object(self, schema: Mapping[str, Any], pointer: str, hint: str) -> str:
         properties: Mapping[str, Any] = schema.get("properties", {})
@@ -189,33 +192,42 @@ class SchemaGrammarBuilder:
                     f"{pointer}/required",
                     f"required property {name!r} is not declared in properties",
                 )
-        if "properties" in schema:  # only the declared properties, in declaration order
+        ws = self._syntax.ws
+        if "properties" in schema:  # only the declared properties, in the syntax's order
             if not properties:
-                return self._grammar.add(hint, '"{" ws "}"')
-            members = [self._member(name, sub, pointer, hint) for name, sub in properties.items()]
-            return self._ordered_members(members, [n in required for n in properties], hint)
+                return self._grammar.add(hint, f'"{{" {ws} "}}"')
+            names = self._syntax.ordered(list(properties))
+            members = [self._member(name, properties[name], pointer, hint) for name in names]
+            return self._ordered_members(members, [n in required for n in names], hint)
         additional = schema.get("additionalProperties")
         if additional is None or additional is True:
-            return self._grammar.json_rule("json-object")
+            return self._grammar.json_rule(self._syntax.any_object)
         if additional is False:
-            return self._grammar.add(hint, '"{" ws "}"')
+            return self._grammar.add(hint, f'"{{" {ws} "}}"')
         value = self._visit(additional, f"{pointer}/additionalProperties", f"{hint}-value")
-        member = f'json-string ws ":" ws {value}'
-        return self._grammar.add(hint, f'"{{" ws ({member} (ws "," ws {member})* ws)? "}}"')
+        member = f'{self._syntax.generic_key} {ws} ":" {ws} {value}'
+        return self._grammar.add(hint, f'"{{" {ws} ({member} ({ws} "," {ws} {member})* {ws})? "}}"')
 
     def _member(self, name: str, schema: Any, pointer: str, hint: str) -> str:
         escaped = name.replace("~", "~0").replace("/", "~1")
+        if any(c in name for c in self._syntax.key_forbids):
+            self._refuse(
+                f"{pointer}/properties/{escaped}",
+                f"property name {name!r} cannot be written in {self._syntax.name}'s syntax",
+            )
         value = self._visit(schema, f"{pointer}/properties/{escaped}", f"{hint}-{name}")
-        key = gbnf_literal(json.dumps(name, ensure_ascii=False))
-        return self._grammar.add(f"{hint}-{name}-kv", f'{key} ws ":" ws {value}')
+        key = gbnf_literal(self._syntax.key_text(name))
+        ws = self._syntax.ws
+        return self._grammar.add(f"{hint}-{name}-kv", f'{key} {ws} ":" {ws} {value}')
 
     def _ordered_members(self, members: list[str], required: list[bool], hint: str) -> str:
         """An object of ``members`` in order, where optional ones may be left out."""
         count = len(members)
+        ws = self._syntax.ws
         # tails[i]: members i.. after at least one member has been written (leading comma).
         tails: list[str | None] = [None] * (count + 1)
         for i in range(count - 1, 0, -1):
-            step = f'ws "," ws {members[i]}'
+            step = f'{ws} "," {ws} {members[i]}'
             step = step if required[i] else f"({step})?"
             tails[i] = self._grammar.add(f"{hint}-rest", f"{step} {tails[i + 1] or ''}".strip())
         first_required = required.index(True) if True in required else count
@@ -225,24 +237,27 @@ class SchemaGrammarBuilder:
         ]
         inner = starts[0] if len(starts) == 1 else f"({' | '.join(starts)})"
         if first_required == count:  # every member optional: the object may be empty
-            return self._grammar.add(hint, f'"{{" ws ({inner} ws)? "}}"')
-        return self._grammar.add(hint, f'"{{" ws {inner} ws "}}"')
+            return self._grammar.add(hint, f'"{{" {ws} ({inner} {ws})? "}}"')
+        return self._grammar.add(hint, f'"{{" {ws} {inner} {ws} "}}"')
 
     def _array(self, schema: Mapping[str, Any], pointer: str, hint: str) -> str:
         low, high = self._count_bounds(schema, "Items", pointer)
         items = schema.get("items", True)
+        ws = self._syntax.ws
         if "prefixItems" in schema:
             return self._tuple(schema, pointer, hint, low, high)
         if items is False or high == 0:
             if low > 0:
                 self._refuse(pointer, "minItems cannot be met when no items are allowed")
-            return self._grammar.add(hint, '"[" ws "]"')
+            return self._grammar.add(hint, f'"[" {ws} "]"')
         element = self._visit(items, f"{pointer}/items", f"{hint}-item")
-        more = repeat(f'ws "," ws {element}', max(low - 1, 0), None if high is None else high - 1)
+        more = repeat(
+            f'{ws} "," {ws} {element}', max(low - 1, 0), None if high is None else high - 1
+        )
         elements = f"{element} {more}".strip()
         if low == 0:
-            return self._grammar.add(hint, f'"[" ws ({elements} ws)? "]"')
-        return self._grammar.add(hint, f'"[" ws {elements} ws "]"')
+            return self._grammar.add(hint, f'"[" {ws} ({elements} {ws})? "]"')
+        return self._grammar.add(hint, f'"[" {ws} {elements} {ws} "]"')
 
     def _tuple(
         self, schema: Mapping[str, Any], pointer: str, hint: str, low: int, high: int | None
@@ -258,8 +273,10 @@ class SchemaGrammarBuilder:
             self._visit(sub, f"{pointer}/prefixItems/{i}", f"{hint}-{i}")
             for i, sub in enumerate(prefix)
         ]
-        inner = ' ws "," ws '.join(elements)
-        return self._grammar.add(hint, f'"[" ws {inner} ws "]"' if elements else '"[" ws "]"')
+        ws = self._syntax.ws
+        inner = f' {ws} "," {ws} '.join(elements)
+        body = f'"[" {ws} {inner} {ws} "]"' if elements else f'"[" {ws} "]"'
+        return self._grammar.add(hint, body)
 
     def _string(self, schema: Mapping[str, Any], pointer: str, hint: str) -> str:
         low, high = self._count_bounds(schema, "Length", pointer)
@@ -273,13 +290,13 @@ class SchemaGrammarBuilder:
                 )
             if "minLength" in schema or "maxLength" in schema:
                 self._refuse(pointer, "format next to minLength/maxLength is not supported")
-            return self._grammar.add(f"{hint}-{fmt}", STRING_FORMATS[fmt])
+            return self._grammar.add(f"{hint}-{fmt}", self._syntax.string(STRING_FORMATS[fmt]))
         if high is None and self._max_string_length is not None:
             high = max(low, self._max_string_length)
         if low == 0 and high is None:
-            return self._grammar.json_rule("json-string")
-        self._grammar.json_rule("json-char")
-        return self._grammar.add(hint, f'"\\"" {repeat("json-char", low, high)} "\\""')
+            return self._grammar.json_rule(self._syntax.any_string)
+        text = self._syntax.bounded_text(self._grammar, low, high)
+        return self._grammar.add(hint, self._syntax.string(text))
 
     def _count_bounds(
         self, schema: Mapping[str, Any], suffix: str, pointer: str
@@ -354,7 +371,3 @@ def _is_instance_of(value: Any, kind: str) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     expected = {"object": dict, "array": list, "string": str, "boolean": bool}
     return value is None if kind == "null" else isinstance(value, expected[kind])
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

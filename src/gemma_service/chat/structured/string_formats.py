@@ -1,4 +1,5 @@
-"""GBNF for the JSON Schema string formats we enforce (quotes included)."""
+"""GBNF for the characters of the JSON Schema string formats we enforce (quotes not included:
+JSON and Gemma 4 quote strings differently)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ _TIME = (
 _OCTET = '("25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9])'
 
 STRING_FORMATS: dict[str, str] = {
-    "date": f'"\\"" {_DATE} "\\""',
-    "time": f'"\\"" {_TIME} "\\""',
-    "date-time": f'"\\"" {_DATE} "T" {_TIME} "\\""',
-    "uuid": (
-        '"\\"" [0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12} "\\""'
-    ),
-    "ipv4": f'"\\"" {_OCTET} ("." {_OCTET}){{3}} "\\""',
+    "date": _DATE,
+    "time": _TIME,
+    "date-time": f'{_DATE} "T" {_TIME}',
+    "uuid": '[0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12}',
+    "ipv4": f'{_OCTET} ("." {_OCTET}){{3}}',
 }

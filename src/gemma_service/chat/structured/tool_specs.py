@@ -37,6 +37,9 @@ class FunctionTool:
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=lambda: dict(_NO_PARAMETERS))
     index: int = 0  # position in the request's ``tools``, for error messages
+    # ``parameters`` as the request gave them (None: not given), for a chat template that
+    # declares tools itself: it shows the model what the caller wrote.
+    declared_parameters: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +97,10 @@ def parse_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[FunctionTool]
                 param=f"{where}.function.name",
             )
         description = function.get("description") or ""
-        parameters = _parameters_schema(function.get("parameters"), f"{where}.function.parameters")
-        parsed.append(FunctionTool(name, str(description), parameters, index))
+        given = function.get("parameters")
+        parameters = _parameters_schema(given, f"{where}.function.parameters")
+        declared = dict(given) if isinstance(given, Mapping) else None
+        parsed.append(FunctionTool(name, str(description), parameters, index, declared))
     return parsed
 
 

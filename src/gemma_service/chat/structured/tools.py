@@ -1,5 +1,6 @@
-"""Tool calling for Gemma, which has no tool tokens: the instructions the prompt carries and
-the grammar that forces a well-formed call when ``tool_choice`` is required or names a function.
+"""Tool calling: the instructions the prompt carries for models without tool tokens (Gemma 3),
+and the grammar that forces a well-formed call, in the model's own call syntax, when
+``tool_choice`` is required or names a function.
 """
 
 from __future__ import annotations
@@ -7,7 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from gemma_service.chat.structured.gbnf import GbnfGrammar, gbnf_literal
+from gemma_service.chat.structured.call_syntax import JSON_CALLS, ToolCallSyntax
+from gemma_service.chat.structured.gbnf import GbnfGrammar
 from gemma_service.chat.structured.schema_rules import SchemaGrammarBuilder
 from gemma_service.chat.structured.tool_specs import (
     TOOL_CALL_CLOSE,
@@ -67,9 +69,11 @@ def tool_call_grammar(
     parallel: bool,
     *,
     max_string_length: int | None = None,
+    syntax: ToolCallSyntax = JSON_CALLS,
 ) -> str | None:
-    """GBNF forcing one call (or up to MAX_PARALLEL_CALLS) whose arguments match the function's
-    parameters schema; None unless ``choice`` is required or a named function."""
+    """GBNF forcing one call (or up to MAX_PARALLEL_CALLS), written in ``syntax``, whose
+    arguments match the function's parameters schema; None unless ``choice`` is required or a
+    named function. ``max_string_length`` bounds strings the schema leaves unbounded."""
     if choice.mode == "required":
         targets = list(tools)
     elif choice.mode == "function":
@@ -77,32 +81,38 @@ def tool_call_grammar(
     else:
         return None
     grammar = GbnfGrammar()
-    calls = [_add_call_rule(grammar, tool, max_string_length) for tool in targets]
+    calls = [_add_call_rule(grammar, tool, max_string_length, syntax) for tool in targets]
     call = grammar.add(
         "tool-call",
         " ".join(
             [
-                gbnf_literal(TOOL_CALL_OPEN),
+                syntax.grammar_open,
                 calls[0] if len(calls) == 1 else f"({' | '.join(calls)})",
-                gbnf_literal(TOOL_CALL_CLOSE),
+                syntax.grammar_close,
             ]
         ),
     )
     if not parallel:
         return grammar.render(call, [call])
-    return grammar.render(f'{call} ("\\n" {call}){{0,{MAX_PARALLEL_CALLS - 1}}}', [call])
+    more = f"({syntax.separator} {call})".replace("( ", "(")
+    return grammar.render(f"{call} {more}{{0,{MAX_PARALLEL_CALLS - 1}}}", [call])
 
 
-def _add_call_rule(grammar: GbnfGrammar, tool: FunctionTool, max_string_length: int | None) -> str:
-    """``{"name": "<tool>", "arguments": <instance of its parameters>}``."""
+def _add_call_rule(
+    grammar: GbnfGrammar,
+    tool: FunctionTool,
+    max_string_length: int | None,
+    syntax: ToolCallSyntax,
+) -> str:
+    """One call of ``tool`` between the markers, its arguments an instance of its parameters."""
     where = f"tools[{tool.index}].function.parameters"
     builder = SchemaGrammarBuilder(
-        grammar, tool.parameters, where=where, param=where, max_string_length=max_string_length
+        grammar,
+        tool.parameters,
+        where=where,
+        param=where,
+        max_string_length=max_string_length,
+        syntax=syntax.values,
     )
     arguments = builder.build(f"{tool.name}-arguments")
-    name = gbnf_literal(json.dumps(tool.name))
-    body = (
-        f'"{{" ws {gbnf_literal(json.dumps("name"))} ws ":" ws {name} ws "," ws '
-        f'{gbnf_literal(json.dumps("arguments"))} ws ":" ws {arguments} ws "}}"'
-    )
-    return grammar.add(f"{tool.name}-call", body)
+    return grammar.add(f"{tool.name}-call", syntax.call_body(tool.name, arguments))

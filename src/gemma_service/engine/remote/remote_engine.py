@@ -32,7 +32,12 @@ from gemma_service.engine.remote.remote_stream import RemoteStream
 from gemma_service.engine.remote.tokenizer_check import check_tokenizer
 from gemma_service.engine.remote.upstream_call import UpstreamCall, open_call
 from gemma_service.engine.remote.upstream_pool import Upstream, UpstreamPool
-from gemma_service.errors import EngineDeadError, RateLimitError, ServiceUnavailableError
+from gemma_service.errors import (
+    EngineDeadError,
+    InvalidRequestError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from gemma_service.llama.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -112,6 +117,9 @@ class RemoteEngine:
             size_bytes=0,
             n_params=0,
             created=int(time.time()),
+            # Media are not sent upstream: the front reads them as a text-only model would.
+            modalities=("text",),
+            architecture=vocab.architecture,
         )
         self._state = "ready"
         self._health_task = asyncio.create_task(self._health_loop(), name="upstream-health")
@@ -152,6 +160,8 @@ class RemoteEngine:
         if self._client is None or self._info is None:
             raise ServiceUnavailableError("the remote engine is starting")
         check_prompt_fits(len(request.prompt_tokens), self._info.n_ctx)
+        if request.media:  # the chat layer refuses media first (modalities): a safety net
+            raise InvalidRequestError("images and audio are not sent to upstream servers")
         healthy = self.pool.healthy
         if not healthy:
             raise EngineDeadError("no upstream server is healthy", retry_after_s=5.0)
