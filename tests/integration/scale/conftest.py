@@ -10,6 +10,7 @@ GEMMA_TEST_UPSTREAM=gemma-service forces the fallback.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,11 +20,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from gemma_service.bench.peer_builds import default_bench_dir
 
 from ..conftest import RunningServer, free_port, start_server, stop_server
+
+# Gemma's end-of-generation tokens (<eos>, <end_of_turn>), banned so a stream runs its length.
+NO_END = {"1": -100.0, "106": -100.0}
+IN_FLIGHT = "gemma_upstream_in_flight"
+
+
+def openai_client(server: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=120)
+
+
+def upstream_series(server: RunningServer, name: str) -> dict[str, float]:
+    """One per-upstream series of /metrics, by upstream URL."""
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    pattern = rf'^{name}{{upstream="([^"]+)"}} ([0-9.e+-]+)$'
+    return {m[1]: float(m[2]) for m in re.finditer(pattern, text, re.MULTILINE)}
+
 
 LLAMA_SERVER = default_bench_dir() / "llama-server-build" / "bin" / "llama-server"
 
