@@ -30,7 +30,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_killed_upstream_under_load(tmp_path: Path, model_path: Path) -> None:
-    fleet = start_fleet(model_path, tmp_path, parallel=4)
+    # Six slots each: every stream starts at once wherever affinity puts it (the front spills to
+    # the other upstream past 4 more in flight, so each upstream gets at least one).
+    fleet = start_fleet(model_path, tmp_path, parallel=6)
     front = start_front(tmp_path, model_path, fleet)
     try:
         _killed_upstream_scenario(front, fleet)
