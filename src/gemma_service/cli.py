@@ -9,6 +9,7 @@ other commands live with what they run (``*/cli_commands.py``); each mounts itse
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from gemma_service.errors import ModelFileError
 from gemma_service.gpu import cli_commands as gpu_commands
 from gemma_service.logs import configure_logging
 from gemma_service.memory import cli_commands as memory_commands
+from gemma_service.models import cli_commands as models_commands
 from gemma_service.settings_args import add_settings_arguments, settings_from_args
 
 log = logging.getLogger("gemma_service")
@@ -95,6 +97,7 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[Any]], None]] = [
     memory_commands.register,
     bench_commands.register,
     client_commands.register,
+    functools.partial(models_commands.register, settings_cls=ServiceSettings),
 ]
 
 

@@ -88,6 +88,48 @@ class ServiceSettings(BaseSettings):
         "where the packaged default model is assembled",
         flag="--model-cache-dir",
     )
+    models_dir: Path | None = setting(
+        None,
+        "GEMMA_MODELS_DIR",
+        "folder whose *.gguf files are all servable, each by its file's stem (mmproj files "
+        "pair with the model beside them)",
+        flag="--models-dir",
+    )
+    models_config: Path | None = setting(
+        None,
+        "GEMMA_MODELS_CONFIG",
+        "TOML file of models: paths, aliases, per-model settings, the default (docs/models.md)",
+        flag="--models-config",
+    )
+    max_loaded_models: int = setting(
+        3,
+        "GEMMA_MAX_LOADED_MODELS",
+        "models loaded at once; loading one more first unloads the least recently used idle "
+        "one (0: no limit)",
+        flag="--max-loaded-models",
+        ge=0,
+    )
+    max_loaded_bytes: int = setting(
+        0,
+        "GEMMA_MAX_LOADED_BYTES",
+        "bytes of model files loaded at once, the same way (0: no limit)",
+        flag="--max-loaded-bytes",
+        ge=0,
+    )
+    model_idle_s: float = setting(
+        0.0,
+        "GEMMA_MODEL_IDLE_S",
+        "seconds a model may sit idle before it is unloaded (0: never; the default model too)",
+        flag="--model-idle",
+        ge=0,
+    )
+    model_load_wait_s: float = setting(
+        120.0,
+        "GEMMA_MODEL_LOAD_WAIT_S",
+        "longest a request waits for its model to load before a 503 with Retry-After",
+        flag="--model-load-wait",
+        gt=0,
+    )
     gpu_layers: int = setting(
         25,
         "GEMMA_GPU_LAYERS",
@@ -480,7 +522,7 @@ class ServiceSettings(BaseSettings):
     def _empty_claim_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("model_path", "mmproj_path", mode="before")
+    @field_validator("model_path", "mmproj_path", "models_dir", "models_config", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

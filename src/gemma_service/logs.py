@@ -10,6 +10,18 @@ from contextvars import ContextVar
 
 # The id of the HTTP request being served; every log line written while serving it carries it.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# Fields the layers serving a request add to its log lines (the model that answered it). The
+# access log sets a fresh dict per request; layers write into it with ``note_request_field``.
+request_fields_var: ContextVar[dict[str, object] | None] = ContextVar(
+    "request_fields", default=None
+)
+
+
+def note_request_field(name: str, value: object) -> None:
+    """Put ``name`` on the current request's log lines (no-op outside a request)."""
+    fields = request_fields_var.get()
+    if fields is not None:
+        fields[name] = value
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +38,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             body["request_id"] = request_id
+        body.update(request_fields_var.get() or {})
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             body.update(fields)

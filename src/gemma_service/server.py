@@ -1,4 +1,4 @@
-"""Runs the HTTP server: resolves the model, builds the engine and app, runs uvicorn."""
+"""Runs the HTTP server: builds the model catalogue and pool, the app, and runs uvicorn."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from gemma_service.api.app import create_app
+from gemma_service.api.app import create_app, model_budget
 from gemma_service.api.drain import DrainingServer, request_drain
 from gemma_service.api.security.startup import startup_problem
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.factory import build_llama_engine
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.engine.remote.remote_engine import RemoteConfig, RemoteEngine
-from gemma_service.model_files import default_model_id, resolve_model_path
+from gemma_service.model_files import resolve_model_path
+from gemma_service.models.catalogue import CatalogueEntry, load_catalogue
+from gemma_service.models.pool import ModelPool
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,22 @@ def serve(settings: ServiceSettings) -> int:
     if problem is not None:
         log.error("not starting: %s", problem)
         return 2
-    model_path = resolve_model_path(settings.model_path, settings.model_cache_dir)
-    model_id = (
-        settings.model_alias or settings.upstream.upstream_model or default_model_id(model_path)
+    remote = settings.engine == "remote"
+    if remote and not settings.upstream.url_list:
+        log.error("not starting: GEMMA_ENGINE=remote needs GEMMA_UPSTREAM_URLS")
+        return 2
+    catalogue = load_catalogue(
+        default_model=lambda: resolve_model_path(settings.model_path, settings.model_cache_dir),
+        # Remote: the one model is the upstreams'; its GGUF only supplies the tokenizer.
+        default_id=settings.model_alias or (settings.upstream.upstream_model if remote else None),
+        models_dir=None if remote else settings.models_dir,
+        config_file=None if remote else settings.models_config,
     )
-    engine: EngineClient
-    if settings.engine == "remote":
-        if not settings.upstream.url_list:
-            log.error("not starting: GEMMA_ENGINE=remote needs GEMMA_UPSTREAM_URLS")
-            return 2
-        engine = RemoteEngine(remote_config(settings, model_path, model_id))
-    else:
-        engine = build_llama_engine(settings, model_path, model_id)
+    models = ModelPool(
+        catalogue,
+        lambda entry: _engine_for(settings, entry, entry.id == catalogue.default_id),
+        model_budget(settings),
+    )
     fatal: list[str] = []
     server: uvicorn.Server | None = None
 
@@ -46,13 +52,14 @@ def serve(settings: ServiceSettings) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(settings, engine, on_fatal=on_fatal)
+    app = create_app(settings, models=models, on_fatal=on_fatal)
     server = http_server(app, settings)
     log.info(
-        "gemma-service listening on http://%s:%d (model %s)",
+        "gemma-service listening on http://%s:%d (models: %s; default %s)",
         settings.host,
         settings.port,
-        model_path,
+        ", ".join(catalogue.ids),
+        catalogue.entries[catalogue.default_id].path,
     )
     server.run()
     if fatal:
@@ -77,6 +84,20 @@ def remote_config(settings: ServiceSettings, model_path: Path, model_id: str) ->
         read_timeout_s=up.upstream_read_timeout_s,
         health_interval_s=up.upstream_health_interval_s,
     )
+
+
+def _engine_for(settings: ServiceSettings, entry: CatalogueEntry, default: bool) -> EngineClient:
+    """A llama.cpp engine for one catalogue model, its own settings over the server's (with
+    GEMMA_ENGINE=remote: the remote engine, the model's GGUF as its tokenizer)."""
+    if settings.engine == "remote":
+        return RemoteEngine(remote_config(settings, entry.path, entry.id))
+    update: dict[str, object] = dict(entry.overrides)
+    # Each model has its own projector (or none): only the default model may take the
+    # server-wide one (GEMMA_MMPROJ_PATH, in builds that have it).
+    if "mmproj_path" in ServiceSettings.model_fields and (entry.mmproj or not default):
+        update["mmproj_path"] = entry.mmproj
+    own = settings.model_copy(update=update) if update else settings
+    return build_llama_engine(own, entry.path, entry.id)
 
 
 def http_server(app: FastAPI, settings: ServiceSettings) -> DrainingServer:

@@ -39,11 +39,14 @@ def leaf_fields(cls: type[BaseSettings]) -> Iterator[tuple[str, FieldInfo]]:
             yield from leaf_fields(branch)
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[BaseSettings]) -> None:
-    """One flag per settings field that declares one, with its env var and default in --help."""
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, cls: type[BaseSettings], only: set[str] | None = None
+) -> None:
+    """One flag per settings field that declares one (of the fields named in ``only``, if
+    given), with its env var and default in --help."""
     for name, info in leaf_fields(cls):
         flag = field_flag(info)
-        if flag is None:
+        if flag is None or (only is not None and name not in only):
             continue
         env = field_env(info)
         help_text = f"{info.description} [env {env}; default: {info.default}]"

@@ -6,6 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
+from gemma_service.api.app import single_model_pool
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.state import ServiceState
 from gemma_service.config import ServiceSettings
@@ -88,7 +89,9 @@ class EngineReportingKv:
 
 
 def test_kv_cache_use_is_reported_when_the_engine_knows_it() -> None:
-    state = ServiceState(settings=ServiceSettings(), engine=EngineReportingKv())  # type: ignore[arg-type]
+    settings = ServiceSettings()
+    pool = single_model_pool(settings, EngineReportingKv())  # type: ignore[arg-type]
+    state = ServiceState(settings=settings, models=pool)
     metrics = ServiceMetrics()
     metrics.watch(lambda: state)
     text = metrics.render().decode()

@@ -210,3 +210,20 @@ def test_the_api_key_field_unlocks_a_server_that_requires_one(
         assert answered.locator(".error").count() == 0
     finally:
         context.close()
+
+
+def test_the_model_picker_lists_models_and_answers_show_their_speed(page: Any) -> None:
+    bodies: list[Any] = []
+    page.on(
+        "request", lambda r: bodies.append(r.post_data_json) if "chat/stream" in r.url else None
+    )
+    page.wait_for_selector("#model option", state="attached")
+    option = page.locator("#model option").first
+    assert "gemma-3-270m" in option.inner_text() and "(loaded)" in option.inner_text()
+    answer = ask(page, "Say hello.", max_tokens=12)
+    assert bodies[0]["model"] == option.get_attribute("value")
+    stats = answer.locator(".stats").inner_text()
+    tokens = int(stats.split(" tokens")[0])
+    assert tokens >= 1 and stats.endswith(option.get_attribute("value"))
+    if tokens > 1:  # a speed needs two tokens
+        assert " tokens/s · " in stats

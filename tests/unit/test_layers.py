@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"api"},
     {"config"},  # the settings tree: each layer's settings class is a branch
     {"chat"},
+    {"models"},  # the model catalogue and the pool that loads models into engines
     {"engine", "memory", "gpu"},
     {"llama"},  # starting llama.cpp: CPU kernels and their self-check (engine and embedder)
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -23,7 +25,7 @@ from gemma_service.api.routes import (
     embeddings,
     health,
     memories,
-    models,
+    model_admin,
     native,
     ollama,
     ollama_models,
@@ -31,8 +33,10 @@ from gemma_service.api.routes import (
     tokenize,
     ui,
 )
+from gemma_service.api.routes import models as model_routes
 from gemma_service.api.security.rate_limit import RateLimiter
 from gemma_service.api.state import ServiceState
+from gemma_service.chat.router import ChatRouter
 from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
@@ -44,23 +48,34 @@ from gemma_service.memory.service import (
     open_response_store,
 )
 from gemma_service.memory.stored_responses import ResponseStore
+from gemma_service.models.catalogue import CatalogueEntry, ModelCatalogue
+from gemma_service.models.pool import ModelBudget, ModelPool
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
     settings: ServiceSettings,
-    engine: EngineClient,
+    engine: EngineClient | None = None,
     *,
+    models: ModelPool | None = None,
     on_fatal: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """Build the app around ``engine``; the model loads in the background after start-up."""
+    """Build the app around a model pool (or one ``engine``, served under every model name);
+    the default model loads in the background after start-up."""
+    if models is None:
+        if engine is None:
+            raise ValueError("create_app needs an engine or a model pool")
+        models = single_model_pool(settings, engine)
+    pool = models
     metrics, limiter = ServiceMetrics(), RateLimiter.from_settings(settings)
     metering = Metering(metrics, limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings=settings, engine=engine)
+        state = ServiceState(settings=settings, models=pool)
+        if pool.placement is None:
+            pool.placement = functools.partial(_start_residency, settings, len(pool.catalogue.ids))
         app.state.service = state
         loader = asyncio.create_task(_load(state, on_fatal, metering, metrics))
         try:
@@ -70,10 +85,7 @@ def create_app(
             loader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await loader
-            if state.residency is not None:
-                # The engine frees the model's GPU memory itself right after: no reload to CPU.
-                await state.residency.stop(offload=False)
-            await engine.shutdown()
+            await pool.close()
             _close_memory(state)
 
     app = FastAPI(title="gemma-service", version=__version__, lifespan=lifespan)
@@ -87,7 +99,8 @@ def create_app(
         anthropic,
         ollama,
         ollama_models,
-        models,
+        model_routes,
+        model_admin,
         native,
         tokenize,
         memories,
@@ -98,6 +111,24 @@ def create_app(
     return app
 
 
+def single_model_pool(settings: ServiceSettings, engine: EngineClient) -> ModelPool:
+    """A pool of one ready-built engine, which answers to any model name."""
+    model_id = settings.model_alias or "default"
+    path = settings.model_path or Path(model_id)
+    catalogue = ModelCatalogue([CatalogueEntry(model_id, path)], model_id)
+    return ModelPool(catalogue, lambda _entry: engine, model_budget(settings))
+
+
+def model_budget(settings: ServiceSettings) -> ModelBudget:
+    """The model pool's budget from the settings."""
+    return ModelBudget(
+        max_loaded=settings.max_loaded_models,
+        max_bytes=settings.max_loaded_bytes,
+        idle_s=settings.model_idle_s,
+        load_wait_s=settings.model_load_wait_s,
+    )
+
+
 async def _load(
     state: ServiceState,
     on_fatal: Callable[[str], None] | None,
@@ -106,7 +137,7 @@ async def _load(
 ) -> None:
     memory = asyncio.create_task(asyncio.to_thread(_open_memory, state.settings))
     try:
-        await state.engine.start()
+        await state.models.start()  # the default model; the others load when asked for
         state.memory, state.conversations, state.responses = await memory
     except Exception as exc:
         memory.cancel()
@@ -115,18 +146,21 @@ async def _load(
         if on_fatal is not None:
             on_fatal(state.load_error)
         return
-    state.residency = await _start_residency(state)
-    state.chat = ChatService(
-        state.engine,
-        request_timeout_s=state.settings.request_timeout,
-        residency=state.residency,
-        memory=state.memory,
-        conversations=state.conversations,
-        on_retrieval=metrics.memory_retrieval.observe,
-        hooks=[metering],
-        system_prompt=state.settings.system_prompt,
-        media=media_loader(state.settings),
-    )
+
+    def chat_service(engine: EngineClient, residency: GpuResidency | None) -> ChatService:
+        return ChatService(
+            engine,
+            request_timeout_s=state.settings.request_timeout,
+            residency=residency,
+            memory=state.memory,
+            conversations=state.conversations,
+            on_retrieval=metrics.memory_retrieval.observe,
+            hooks=[metering],
+            system_prompt=state.settings.system_prompt,
+            media=media_loader(state.settings),
+        )
+
+    state.chat = ChatRouter(state.models, chat_service)
     info = state.engine.model_info
     log.info(
         "ready: serving %s (n_ctx=%d) on %s",
@@ -136,16 +170,18 @@ async def _load(
     )
 
 
-async def _start_residency(state: ServiceState) -> GpuResidency:
-    """GPU placement: held for life without a coordinator, leased on demand with one."""
-    s = state.settings
-    health = state.engine.health()
+async def _start_residency(
+    s: ServiceSettings, n_models: int, entry: CatalogueEntry, engine: EngineClient
+) -> GpuResidency:
+    """A loaded model's GPU placement: held for life without a coordinator, leased on demand
+    with one (each model under its own holder name when there are several)."""
+    health = engine.health()
     residency = GpuResidency(
-        state.engine,
+        engine,
         coordinator_url=s.gpu_coordinator_url,
-        gpu_layers=s.gpu_layers,
+        gpu_layers=entry.overrides.get("gpu_layers", s.gpu_layers),
         keep_s=s.gpu_keep_s,
-        holder=s.gpu_holder,
+        holder=s.gpu_holder if n_models == 1 else f"{s.gpu_holder}/{entry.id}",
         priority=s.gpu_priority,
         ttl_s=s.gpu_lease_ttl_s,
         gpu_available=health.gpu_available,

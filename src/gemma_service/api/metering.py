@@ -81,6 +81,8 @@ class _MeteredRun(RunObserver):
             m.e2e_latency.observe(elapsed)
             m.prompt_tokens.inc(usage.prompt_tokens)
             m.generation_tokens.inc(usage.completion_tokens)
+            m.model_tokens.labels(self._run.model, "prompt").inc(usage.prompt_tokens)
+            m.model_tokens.labels(self._run.model, "generated").inc(usage.completion_tokens)
             billed += usage.total_tokens
         caller = self._run.caller
         if self._meter is not None and caller is not None and billed:

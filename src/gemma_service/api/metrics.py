@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from gemma_service.engine.protocol import UpstreamStats
+from gemma_service.engine.protocol import EngineHealth, EngineStats, UpstreamStats
 from gemma_service.gpu.residency import Residency
 
 if TYPE_CHECKING:
@@ -61,6 +61,12 @@ class ServiceMetrics:
         )
         self.prompt_tokens = Counter("gemma_prompt_tokens", "prompt tokens", registry=r)
         self.generation_tokens = Counter("gemma_generation_tokens", "tokens generated", registry=r)
+        self.model_tokens = Counter(
+            "gemma_model_tokens",
+            "tokens per model, prompt or generated",
+            ["model", "kind"],
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
             "gemma_time_to_first_token_seconds",
             "time from submitting a generation to its first token",
@@ -116,8 +122,31 @@ class _ServiceStateCollector(Collector):
             yield from _gpu_metrics(state.residency.status())
 
 
+def _model_metrics(state: ServiceState) -> Iterable[Metric]:
+    """Each catalogue model's state and running requests, labelled by model."""
+    models = state.models.status()
+    states = GaugeMetricFamily(
+        "gemma_model_state",
+        "where each model is (1 for its current state)",
+        labels=["model", "state"],
+    )
+    running = GaugeMetricFamily(
+        "gemma_model_requests_running", "requests holding each model", labels=["model"]
+    )
+    loads = CounterMetricFamily(
+        "gemma_model_loads", "times each model was loaded", labels=["model"]
+    )
+    for m in models:
+        for name in ("unloaded", "loading", "loaded", "unloading"):
+            states.add_metric([m.id, name], 1.0 if m.state == name else 0.0)
+        running.add_metric([m.id], m.in_use)
+        loads.add_metric([m.id], m.loads)
+    yield from (states, running, loads)
+
+
 def _engine_metrics(state: ServiceState) -> Iterable[Metric]:
-    health = state.engine.health()
+    yield from _model_metrics(state)
+    health = _total_health(state)
     yield GaugeMetricFamily(
         "gemma_requests_waiting", "sequences queued for the engine", value=health.waiting
     )
@@ -193,6 +222,30 @@ def _upstream_metrics(upstreams: Iterable[UpstreamStats]) -> Iterable[Metric]:
         buckets.append(("+Inf", float(u.completed_total)))
         latency.add_metric([u.url], buckets, u.latency_sum_s)
     yield from (up, in_flight, requests, errors, ejections, cached, latency)
+
+
+def _total_health(state: ServiceState) -> EngineHealth:
+    """The loaded models' engines together (the default model's, while none is loaded)."""
+    engines = [engine for _, engine in state.models.loaded()] or [state.engine]
+    healths = [e.health() for e in engines]
+    if len(healths) == 1:
+        return healths[0]
+    ages = [h.last_step_age_s for h in healths if h.last_step_age_s is not None]
+    stats = EngineStats(
+        *(sum(getattr(h.stats, f) for h in healths) for f in EngineStats.__dataclass_fields__)
+    )
+    first = healths[0]
+    return EngineHealth(
+        first.state,
+        first.device,
+        first.gpu_layers,
+        first.gpu_available,
+        running=sum(h.running for h in healths),
+        waiting=sum(h.waiting for h in healths),
+        last_step_age_s=max(ages) if ages else None,
+        stats=stats,
+        upstreams=tuple(u for h in healths for u in h.upstreams),
+    )
 
 
 def _gpu_metrics(status: dict[str, object]) -> Iterable[Metric]:

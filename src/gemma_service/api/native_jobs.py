@@ -32,6 +32,7 @@ def native_chat_job(body: NativeChatRequest, settings: ServiceSettings, caller: 
             context_documents=list(body.context),
             conversation_id=body.conversation_id,
         ),
+        model=body.model,
         caller=caller,
     )
 
@@ -66,6 +67,7 @@ def generate_job(body: GenerateRequest, settings: ServiceSettings, caller: Calle
         prompt=body.prompt,
         sampling=_sampling(body, max_tokens, list(body.stop or [])),
         output=output_format(body.response_format),
+        model=body.model,
         caller=caller,
     )
 

@@ -33,6 +33,7 @@ class NativeChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     messages: list[NativeMessage] = Field(min_length=1)
+    model: str | None = Field(default=None, max_length=512)  # None: the default model
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -50,6 +51,7 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(min_length=1)
+    model: str | None = Field(default=None, max_length=512)  # None: the default model
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gemma_service.api.metrics import ServiceMetrics
 from gemma_service.api.protocols import protocol_of
 from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, PUBLIC_PATHS, Principal
-from gemma_service.logs import request_id_var
+from gemma_service.logs import request_fields_var, request_id_var
 
 log = logging.getLogger("gemma_service.requests")
 
@@ -87,6 +87,8 @@ class RequestLogMiddleware:
             return
         request_id = request_id_for(scope)
         token = request_id_var.set(request_id)
+        noted: dict[str, object] = {}
+        fields_token = request_fields_var.set(noted)
         started = time.perf_counter()
         status: int | None = None  # until the response starts
         sent = 0
@@ -115,11 +117,19 @@ class RequestLogMiddleware:
         finally:
             # No response and no cancellation: the app raised, and uvicorn answers 500.
             answered = 500 if status is None else status
-            self._record(scope, request_id, answered, sent, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._record(scope, request_id, answered, sent, elapsed, noted)
+            request_fields_var.reset(fields_token)
             request_id_var.reset(token)
 
     def _record(
-        self, scope: Scope, request_id: str, status: int, sent: int, elapsed_s: float
+        self,
+        scope: Scope,
+        request_id: str,
+        status: int,
+        sent: int,
+        elapsed_s: float,
+        noted: dict[str, object],
     ) -> None:
         if self._routes is None:
             self._routes = flat_routes(self.router.routes)
@@ -144,17 +154,19 @@ class RequestLogMiddleware:
             "caller": caller,
             "client": client[0] if client else None,
             "user_agent": printable(_user_agent(scope), 120),
+            **noted,  # what the layers added (the model that answered)
         }
         level = logging.DEBUG if scope["path"] in _QUIET_PATHS and status < 500 else logging.INFO
         log.log(
             level,
-            "%s %s %d %.1fms id=%s caller=%s",
+            "%s %s %d %.1fms id=%s caller=%s%s",
             method,
             path,
             status,
             elapsed_s * 1000,
             request_id,
             caller or "-",
+            f" model={noted['model']}" if "model" in noted else "",
             extra={"fields": fields},
         )
 

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from gemma_service.api.security.owners import OWNER_HEADER, scope_for
 from gemma_service.api.security.principal import PRINCIPAL_SCOPE_KEY, Principal
 from gemma_service.chat.job import Caller
-from gemma_service.chat.service import ChatService
+from gemma_service.chat.router import ChatRouter
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.errors import AuthenticationError, ServiceUnavailableError
@@ -20,6 +20,7 @@ from gemma_service.memory.conversations import ConversationHistory
 from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.service import MemoryService
 from gemma_service.memory.stored_responses import ResponseStore
+from gemma_service.models.pool import ModelPool
 
 
 @dataclass
@@ -27,15 +28,24 @@ class ServiceState:
     """The app's long-lived resources; created by the lifespan, never at import time."""
 
     settings: ServiceSettings
-    engine: EngineClient
+    models: ModelPool
     started_at: float = field(default_factory=time.time)
-    chat: ChatService | None = None
-    residency: GpuResidency | None = None
+    chat: ChatRouter | None = None
     memory: MemoryService | None = None
     conversations: ConversationHistory | None = None
     responses: ResponseStore | None = None  # stored responses of the Responses API
     draining: bool = False
     load_error: str | None = None
+
+    @property
+    def engine(self) -> EngineClient:
+        """The default model's engine (loaded once the server is ready)."""
+        return self.models.engine()
+
+    @property
+    def residency(self) -> GpuResidency | None:
+        """The default model's GPU placement, while it is loaded."""
+        return self.models.residency()
 
     @property
     def ready(self) -> bool:
@@ -47,7 +57,7 @@ def get_state(request: Request) -> ServiceState:
     return state
 
 
-def get_chat(request: Request) -> ChatService:
+def get_chat(request: Request) -> ChatRouter:
     state = get_state(request)
     if state.draining:
         raise ServiceUnavailableError("the server is shutting down", retry_after_s=10)
@@ -94,7 +104,7 @@ def get_caller(request: Request) -> Caller:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
-ChatDep = Annotated[ChatService, Depends(get_chat)]
+ChatDep = Annotated[ChatRouter, Depends(get_chat)]
 MemoryDep = Annotated[MemoryService, Depends(get_memory)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -19,7 +19,7 @@ from gemma_service.chat.chat_format import ChatFormat, detect_chat_format
 from gemma_service.chat.chat_template import RESERVED_TEMPLATE_NAMES, ChatPrompter
 from gemma_service.chat.context import AssembledChat, ChatContextBuilder
 from gemma_service.chat.events import RunInfo
-from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook
+from gemma_service.chat.hooks import ConversationMemory, GpuPlacement, RunHook, RunObserver
 from gemma_service.chat.job import Caller, ChatJob
 from gemma_service.chat.media import MediaLoader, split_at_markers
 from gemma_service.chat.messages import ChatMessage
@@ -109,12 +109,18 @@ class ChatService:
         self._hooks: list[RunHook] = [*placement, *hooks, ConversationMemory(self.context)]
 
     @property
+    def engine(self) -> EngineClient:
+        """The engine this service answers with (tokenizing endpoints use it directly)."""
+        return self._engine
+
+    @property
     def model_info(self) -> ModelInfo:
         """The model this service answers with."""
         return self._engine.model_info
 
-    async def start(self, job: ChatJob) -> ChatRun:
-        """Admit ``job``: every refusal is raised here; the answer comes from the run."""
+    async def start(self, job: ChatJob, *, observers: Sequence[RunObserver] = ()) -> ChatRun:
+        """Admit ``job``: every refusal is raised here; the answer comes from the run.
+        ``observers`` take part in this run only, after the service's own hooks."""
         info = self._engine.model_info
         _check_vocabulary(job, info.n_vocab)
         prepared = await self._prepare(job)
@@ -139,8 +145,8 @@ class ChatService:
         )
         streams = await self._submit(job, prepared, sampling)
         readers = [ReplyReader(i, prepared.plan) for i in range(job.n)]
-        observers = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
-        return ChatRun(run_info, streams, readers, observers)
+        hooked = [o for hook in self._hooks if (o := hook.observe(run_info)) is not None]
+        return ChatRun(run_info, streams, readers, [*hooked, *observers])
 
     async def count_prompt_tokens(self, job: ChatJob) -> int:
         """The tokens of the prompt ``job`` would be answered from (tools, history and

@@ -84,6 +84,9 @@ class Engine:
             await asyncio.to_thread(self._thread.join, 30)
             self._thread = None
         core.backend.close()
+        # Stopped, the model freed: a later start() loads it again (the model pool unloads
+        # and reloads models this way).
+        self._core, self._state, self._detail = None, "stopped", None
 
     @property
     def state(self) -> EngineState:

@@ -23,12 +23,13 @@ def service_status(state: ServiceState) -> str:
         return "draining"
     if state.chat is None:
         return "loading"
-    h = state.engine.health()
-    if h.state == "dead":
-        return "error"
-    # Work pending but no engine step for this long (GEMMA_WEDGED_AFTER_S): the engine is wedged.
-    if h.last_step_age_s is not None and h.last_step_age_s > state.settings.wedged_after_s:
-        return "wedged"
+    for _model, engine in state.models.loaded():
+        h = engine.health()
+        if h.state == "dead":
+            return "error"
+        # Work pending, no engine step for this long (GEMMA_WEDGED_AFTER_S): the engine is wedged.
+        if h.last_step_age_s is not None and h.last_step_age_s > state.settings.wedged_after_s:
+            return "wedged"
     return "ok"
 
 
@@ -45,13 +46,23 @@ def health_body(state: ServiceState) -> dict[str, Any]:
         "waiting": h.waiting,
         "uptime_s": round(time.time() - state.started_at, 1),
     }
-    if state.chat is not None:
+    models = state.models.status()
+    if state.chat is not None and models[0].state == "loaded":
         info = state.engine.model_info
         body["model"] = info.model_id
         body["n_ctx"] = info.n_ctx
         body["modalities"] = list(info.modalities)
         body["mmproj"] = info.mmproj_path
-        body["chat_format"] = state.chat.chat_format.describe()
+        default = state.chat.loaded_service(models[0].id)
+        if default is not None:
+            body["chat_format"] = default.chat_format.describe()
+    elif state.chat is not None:
+        body["model"] = models[0].id
+    body["models"] = [
+        {"id": m.id, "state": m.state, "device": m.device, "running": m.in_use}
+        for m in models
+        if m.state != "unloaded"
+    ]
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
     body.update(asdict(h.stats))

@@ -1,9 +1,9 @@
 """Ollama's model and embedding API: GET /api/tags, /api/ps, /api/version, POST /api/show,
 /api/embed, /api/embeddings, and HEAD / (the "is it running" probe of Ollama clients).
 
-The served model is listed under its id (``gemma-3-270m-q4_k_m``); ``name:latest`` names it
-too, as Ollama names models. Embeddings come from the memory's embedders: a model name that is
-not an embedder's gets the default one, as any name gets the one chat model.
+Every catalogue model is listed under its id (``gemma-3-270m-q4_k_m``), and /api/ps lists the
+loaded ones; ``name:latest`` names a model too, as Ollama names models. Embeddings come from
+the memory's embedders: a model name that is not an embedder's gets the default one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,9 +27,11 @@ from gemma_service.api.ollama_protocol import (
 from gemma_service.api.ollama_writers import created_at
 from gemma_service.api.routes.embeddings import MAX_INPUTS, shorten
 from gemma_service.api.state import ChatDep, MemoryDep, StateDep
+from gemma_service.chat.router import ChatRouter
 from gemma_service.engine.protocol import ModelInfo
 from gemma_service.errors import InvalidRequestError, NotFoundError
 from gemma_service.memory.service import MemoryService
+from gemma_service.models.pool import ModelStatus
 
 router = APIRouter(tags=["ollama"])
 
@@ -92,33 +95,56 @@ async def ollama_version() -> dict[str, str]:
 
 
 @router.get("/api/tags")
-async def ollama_tags(chat: ChatDep) -> dict[str, Any]:
-    """The models this server serves."""
-    return {"models": [model_entry(chat.model_info)]}
+async def ollama_tags(chat: ChatDep, state: StateDep) -> dict[str, Any]:
+    """Every model this server serves, loaded or not."""
+    return {"models": [model_entry(_info(chat, s)) for s in state.models.status()]}
 
 
 @router.get("/api/ps")
 async def ollama_ps(state: StateDep) -> dict[str, Any]:
-    """The models loaded now (none while loading)."""
+    """The models loaded now (none while the server loads)."""
     if state.chat is None:
         return {"models": []}
-    info = state.chat.model_info
-    on_gpu = state.engine.health().gpu_layers > 0
-    entry = model_entry(info)
-    entry.update(
-        expires_at=_NEVER,
-        # Whole-model figure: llama.cpp does not report the bytes of the offloaded layers.
-        size_vram=info.size_bytes if on_gpu else 0,
-        context_length=info.n_ctx,
-    )
-    return {"models": [entry]}
+    loaded = dict(state.models.loaded())
+    models = []
+    for status in state.models.status():
+        engine = loaded.get(status.id)
+        if engine is None:
+            continue
+        info = engine.model_info
+        entry = model_entry(info)
+        entry.update(
+            expires_at=_NEVER
+            if status.unload_in_s is None
+            else created_at(time.time() + status.unload_in_s),
+            # Whole-model figure: llama.cpp does not report the bytes of the offloaded layers.
+            size_vram=info.size_bytes if engine.health().gpu_layers > 0 else 0,
+            context_length=info.n_ctx,
+        )
+        models.append(entry)
+    return {"models": models}
+
+
+def _info(chat: ChatRouter, status: ModelStatus) -> ModelInfo:
+    """A model's info as last loaded; for one never loaded, what its file tells."""
+    known = chat.known_info.get(status.id)
+    if known is not None:
+        return known
+    mtime = int(Path(status.path).stat().st_mtime) if Path(status.path).exists() else 0
+    return ModelInfo(status.id, status.path, 0, 0, 0, None, "", "", True,
+                     status.size_bytes, 0, mtime)  # fmt: skip
 
 
 @router.post("/api/show")
-async def ollama_show(body: OllamaShowRequest, chat: ChatDep) -> dict[str, Any]:
-    info = chat.model_info
-    if body.model not in model_names(info):
+async def ollama_show(body: OllamaShowRequest, chat: ChatDep, state: StateDep) -> dict[str, Any]:
+    if len(state.models.catalogue.ids) == 1:  # one model: its own names only
+        info = chat.model_info
+        if body.model not in model_names(info):
+            raise NotFoundError(f"model '{body.model}' not found", param="model")
+    elif state.models.catalogue.find(body.model) is None:
         raise NotFoundError(f"model '{body.model}' not found", param="model")
+    else:
+        info = await chat.model_info_for(body.model)
     details = model_details(info)
     family = details["family"]
     return {

@@ -42,21 +42,23 @@ async def tokenize(body: TokenizeRequest, chat: ChatDep, state: StateDep) -> dic
             param="content",
             code="message_too_long",
         )
-    engine = state.engine
-    ids = engine.tokenize(
-        body.content, add_special=body.add_special, parse_special=body.parse_special
-    )
-    if not body.with_pieces:
-        return {"tokens": ids}
-    return {"tokens": [{"id": t, "piece": engine.detokenize([t])} for t in ids]}
+    async with chat.holding(None) as service:  # the default model's vocabulary
+        engine = service.engine
+        ids = engine.tokenize(
+            body.content, add_special=body.add_special, parse_special=body.parse_special
+        )
+        if not body.with_pieces:
+            return {"tokens": ids}
+        return {"tokens": [{"id": t, "piece": engine.detokenize([t])} for t in ids]}
 
 
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeRequest, chat: ChatDep, state: StateDep) -> dict[str, str]:
-    n_vocab = chat.model_info.n_vocab
-    bad = next((t for t in body.tokens if not 0 <= t < n_vocab), None)
-    if bad is not None:
-        raise InvalidRequestError(
-            f"token id {bad} is outside the vocabulary (size {n_vocab})", param="tokens"
-        )
-    return {"content": state.engine.detokenize(body.tokens)}
+    async with chat.holding(None) as service:  # the default model's vocabulary
+        n_vocab = service.model_info.n_vocab
+        bad = next((t for t in body.tokens if not 0 <= t < n_vocab), None)
+        if bad is not None:
+            raise InvalidRequestError(
+                f"token id {bad} is outside the vocabulary (size {n_vocab})", param="tokens"
+            )
+        return {"content": service.engine.detokenize(body.tokens)}

@@ -59,6 +59,39 @@
     turn.append(details);
   }
 
+  /** "24 tokens · 31.5 tokens/s · gemma-3-1b" under an answer: its decode speed, first token
+   * to last (the wait for the first token is the model's load and the prompt, not decoding). */
+  function renderStats(turn, usage, firstTokenAt) {
+    const tokens = usage?.completion_tokens;
+    if (!Number.isInteger(tokens) || tokens === 0) return;
+    const parts = [`${tokens} tokens`];
+    const seconds = firstTokenAt === null ? 0 : (performance.now() - firstTokenAt) / 1000;
+    if (tokens > 1 && seconds > 0) parts.push(`${((tokens - 1) / seconds).toFixed(1)} tokens/s`);
+    if ($("model").value) parts.push($("model").value);
+    turn.append(element("p", "note stats", parts.join(" · ")));
+  }
+
+  /** Fills the model picker from /v1/models: every model with its state, the choice kept. */
+  async function loadModels() {
+    try {
+      const response = await fetch("v1/models", { headers: authHeaders() });
+      if (!response.ok) return;
+      const { data } = await response.json();
+      const picker = $("model");
+      const chosen = picker.value;
+      picker.replaceChildren(
+        ...data.map((model) => {
+          const option = element("option", "", `${model.id} (${model.state})`);
+          option.value = model.id;
+          return option;
+        }),
+      );
+      if (data.some((model) => model.id === chosen)) picker.value = chosen;
+    } catch {
+      // unreachable: the header line says so
+    }
+  }
+
   function authHeaders() {
     const key = $("api-key").value.trim();
     return key ? { Authorization: `Bearer ${key}` } : {};
@@ -66,6 +99,8 @@
 
   function requestBody() {
     const body = { messages: conversation, use_rag: $("use-memory").checked };
+    const model = $("model").value;
+    if (model) body.model = model;
     const maxTokens = parseInt($("max-tokens").value, 10);
     if (Number.isInteger(maxTokens) && maxTokens > 0) body.max_tokens = maxTokens;
     return body;
@@ -115,13 +150,16 @@
     });
     if (!response.ok) throw new Error(await errorMessage(response));
     let answer = "";
+    let firstTokenAt = null;
     for await (const event of sseEvents(response)) {
       if (event.error) throw Object.assign(new Error(event.error.message), { answer });
       if (event.token) {
+        firstTokenAt ??= performance.now();
         answer += event.token;
         textEl.textContent = answer;
       }
       if (event.done) {
+        renderStats(turn, event.usage, firstTokenAt);
         renderSources(turn, event.sources);
         break;
       }
@@ -158,6 +196,7 @@
       turn.classList.remove("streaming");
       controller = null;
       setBusy(false);
+      loadModels(); // the answer may have loaded a model (or another one was unloaded)
     }
   }
 
@@ -203,7 +242,9 @@
     keyInput.value = sessionStorage.getItem(KEY_STORAGE) || "";
     keyInput.addEventListener("change", () => {
       sessionStorage.setItem(KEY_STORAGE, keyInput.value.trim());
+      loadModels();
     });
+    $("model").addEventListener("focus", loadModels);
     $("composer").addEventListener("submit", (event) => {
       event.preventDefault();
       const text = $("prompt").value.trim();
@@ -234,6 +275,7 @@
       $("conversation").replaceChildren();
     });
     showServiceInfo();
+    loadModels();
   }
 
   start();
