@@ -3,7 +3,8 @@
 Each field names its environment variable (``env``) and, optionally, its CLI flag (``flag``);
 ``settings_args.py`` builds argparse options from these fields, so a setting is declared once.
 ``ServiceSettings`` is the root: the service's own settings, and each layer's settings class as
-a branch (``memory``). A branch's fields are still set flat, by env var, flag or keyword.
+a branch (``memory``, ``upstream``). A branch's fields are still set flat, by env var, flag or
+keyword.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gemma_service.engine.remote.settings import UpstreamSettings
 from gemma_service.memory.settings import MemorySettings
 from gemma_service.settings_fields import default_cache_dir, field_env, field_flag, setting
 
-__all__ = ["MemorySettings", "ServiceSettings", "field_env", "field_flag", "setting"]
+__all__ = [
+    "MemorySettings",
+    "ServiceSettings",
+    "UpstreamSettings",
+    "field_env",
+    "field_flag",
+    "setting",
+]
 
 
 def _flat_names(cls: type[BaseSettings]) -> dict[str, str]:
@@ -32,7 +41,11 @@ def _flat_names(cls: type[BaseSettings]) -> dict[str, str]:
     return names
 
 
-_MEMORY_NAMES = _flat_names(MemorySettings)
+# Each branch of the tree: its field in ServiceSettings, its class, the names it is set by.
+_BRANCHES: dict[str, tuple[type[BaseSettings], dict[str, str]]] = {
+    "memory": (MemorySettings, _flat_names(MemorySettings)),
+    "upstream": (UpstreamSettings, _flat_names(UpstreamSettings)),
+}
 
 
 class ServiceSettings(BaseSettings):
@@ -45,6 +58,9 @@ class ServiceSettings(BaseSettings):
     # --- branches: each layer's own settings --------------------------------------------------
     memory: MemorySettings = Field(
         default_factory=MemorySettings, description="the memory layer's settings"
+    )
+    upstream: UpstreamSettings = Field(
+        default_factory=UpstreamSettings, description="the remote engine's upstream servers"
     )
 
     # --- model and engine -------------------------------------------------------------------
@@ -227,6 +243,14 @@ class ServiceSettings(BaseSettings):
         flag="--system-prompt",
     )
 
+    # --- remote engine (GEMMA_ENGINE=remote) --------------------------------------------------
+    engine: Literal["llama", "remote"] = setting(
+        "llama",
+        "GEMMA_ENGINE",
+        "llama: serve the GGUF here; remote: stream from the OpenAI-compatible servers of "
+        "GEMMA_UPSTREAM_URLS (GEMMA_MODEL_PATH then only supplies the tokenizer)",
+        flag="--engine",
+    )
     # --- HTTP --------------------------------------------------------------------------------
     host: str = setting("127.0.0.1", "HOST", "bind address", flag="--host")
     port: int = setting(8080, "PORT", "bind port", flag="--port", ge=0, le=65535)
@@ -479,16 +503,19 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _branch_fields_flat(cls, data: Any) -> Any:
-        """Memory settings given flat (flags, keywords) go to the ``memory`` branch."""
+        """Branch settings given flat (flags, keywords) go to their branch (``memory``,
+        ``upstream``)."""
         if not isinstance(data, dict):
             return data
-        flat = {_MEMORY_NAMES[k]: v for k, v in data.items() if k in _MEMORY_NAMES}
-        if not flat:
-            return data
-        rest = {k: v for k, v in data.items() if k not in _MEMORY_NAMES}
-        given = rest.get("memory")
-        base = given.model_dump() if isinstance(given, MemorySettings) else dict(given or {})
-        return {**rest, "memory": MemorySettings(**{**base, **flat})}
+        for branch, (branch_cls, names) in _BRANCHES.items():
+            flat = {names[k]: v for k, v in data.items() if k in names}
+            if not flat:
+                continue
+            data = {k: v for k, v in data.items() if k not in names}
+            given = data.get(branch)
+            base = given.model_dump() if isinstance(given, branch_cls) else dict(given or {})
+            data[branch] = branch_cls(**{**base, **flat})
+        return data
 
     @field_validator("jwt_tenant_claim", "jwt_admin_claim", mode="before")
     @classmethod

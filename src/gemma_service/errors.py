@@ -133,6 +133,13 @@ class GenerationFailedError(ServiceError):
     default_code = "generation_failed"
 
 
+class UpstreamFailedError(GenerationFailedError):
+    """An upstream server (remote engine) failed mid-answer (502)."""
+
+    status_code = 502
+    default_code = "upstream_failed"
+
+
 class EngineDeadError(ServiceUnavailableError):
     """The engine failed in a way no request can recover from; readiness turns red."""
 

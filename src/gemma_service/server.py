@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from gemma_service.api.security.startup import startup_problem
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.factory import build_llama_engine
 from gemma_service.engine.protocol import EngineClient
+from gemma_service.engine.remote.remote_engine import RemoteConfig, RemoteEngine
 from gemma_service.model_files import resolve_model_path
 from gemma_service.models.catalogue import CatalogueEntry, load_catalogue
 from gemma_service.models.pool import ModelPool
@@ -26,11 +28,16 @@ def serve(settings: ServiceSettings) -> int:
     if problem is not None:
         log.error("not starting: %s", problem)
         return 2
+    remote = settings.engine == "remote"
+    if remote and not settings.upstream.url_list:
+        log.error("not starting: GEMMA_ENGINE=remote needs GEMMA_UPSTREAM_URLS")
+        return 2
     catalogue = load_catalogue(
         default_model=lambda: resolve_model_path(settings.model_path, settings.model_cache_dir),
-        default_id=settings.model_alias,
-        models_dir=settings.models_dir,
-        config_file=settings.models_config,
+        # Remote: the one model is the upstreams'; its GGUF only supplies the tokenizer.
+        default_id=settings.model_alias or (settings.upstream.upstream_model if remote else None),
+        models_dir=None if remote else settings.models_dir,
+        config_file=None if remote else settings.models_config,
     )
     models = ModelPool(
         catalogue,
@@ -61,8 +68,29 @@ def serve(settings: ServiceSettings) -> int:
     return 0
 
 
+def remote_config(settings: ServiceSettings, model_path: Path, model_id: str) -> RemoteConfig:
+    """The remote engine's settings: its upstreams, and the GGUF whose tokenizer it uses."""
+    up = settings.upstream
+    key = up.upstream_api_key
+    return RemoteConfig(
+        urls=settings.upstream.url_list,
+        vocabulary_path=model_path,
+        model_id=model_id,
+        kind=up.upstream_kind,
+        api_key=key.get_secret_value() if key is not None else None,
+        upstream_model=up.upstream_model,
+        context_size=up.upstream_context_size,
+        max_in_flight=up.upstream_max_in_flight,
+        read_timeout_s=up.upstream_read_timeout_s,
+        health_interval_s=up.upstream_health_interval_s,
+    )
+
+
 def _engine_for(settings: ServiceSettings, entry: CatalogueEntry, default: bool) -> EngineClient:
-    """A llama.cpp engine for one catalogue model, its own settings over the server's."""
+    """A llama.cpp engine for one catalogue model, its own settings over the server's (with
+    GEMMA_ENGINE=remote: the remote engine, the model's GGUF as its tokenizer)."""
+    if settings.engine == "remote":
+        return RemoteEngine(remote_config(settings, entry.path, entry.id))
     update: dict[str, object] = dict(entry.overrides)
     # Each model has its own projector (or none): only the default model may take the
     # server-wide one (GEMMA_MMPROJ_PATH, in builds that have it).

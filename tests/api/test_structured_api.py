@@ -293,3 +293,17 @@ def test_auto_mode_stops_before_an_invented_tool_response(
     assert choice["message"]["content"] is None
     assert len(choice["message"]["tool_calls"]) == 1
     assert "<tool_response" in backend.sampling[-1].stop
+
+
+def test_a_completions_grammar_reaches_the_engine_and_a_bad_one_is_a_400(
+    client: TestClient, backend: RecordingBackend
+) -> None:
+    grammar = 'root ::= "yes" | "no"'
+    r = client.post("/v1/completions", json={"prompt": "Q:", "grammar": grammar, "max_tokens": 2})
+    assert r.status_code == 200, r.text
+    assert backend.sampling[-1].grammar == grammar
+    r = client.post("/v1/completions", json={"prompt": "Q:", "grammar": 'x ::= "a"'})
+    assert r.status_code == 400 and r.json()["error"]["message"]
+    both = {"grammar": grammar, "response_format": {"type": "json_object"}}
+    r = client.post("/v1/completions", json={"prompt": "Q:", **both})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "grammar"

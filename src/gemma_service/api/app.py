@@ -41,8 +41,12 @@ from gemma_service.chat.service import ChatService
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.gpu.residency import GpuResidency
-from gemma_service.memory.conversations import ConversationStore
-from gemma_service.memory.service import MemoryService, open_response_store
+from gemma_service.memory.conversations import ConversationHistory
+from gemma_service.memory.service import (
+    MemoryService,
+    open_conversation_store,
+    open_response_store,
+)
 from gemma_service.memory.stored_responses import ResponseStore
 from gemma_service.models.catalogue import CatalogueEntry, ModelCatalogue
 from gemma_service.models.pool import ModelBudget, ModelPool
@@ -190,9 +194,10 @@ async def _start_residency(
 
 def _open_memory(
     settings: ServiceSettings,
-) -> tuple[MemoryService, ConversationStore, ResponseStore]:
+) -> tuple[MemoryService, ConversationHistory, ResponseStore]:
     """The memory store, embedders, conversation history and stored responses (blocking:
-    loads models)."""
+    loads models). With GEMMA_MEMORY_URL on PostgreSQL all of them live there, shared by
+    every replica."""
     memory_settings = settings.memory
     memory_settings.data_dir.mkdir(parents=True, exist_ok=True)
     memory = MemoryService.from_settings(
@@ -201,8 +206,8 @@ def _open_memory(
         rag_service_url=memory_settings.rag_service_url,
     )
     data_dir = memory_settings.data_dir
-    conversations = ConversationStore.in_data_dir(
-        data_dir, legacy_owner=memory_settings.legacy_owner
+    conversations = open_conversation_store(
+        memory_settings.memory_url, data_dir, legacy_owner=memory_settings.legacy_owner
     )
     responses = open_response_store(memory_settings.memory_url, data_dir)
     return memory, conversations, responses

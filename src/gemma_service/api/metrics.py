@@ -18,10 +18,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from gemma_service.engine.protocol import EngineHealth, EngineStats
+from gemma_service.engine.protocol import EngineHealth, EngineStats, UpstreamStats
 from gemma_service.gpu.residency import Residency
 
 if TYPE_CHECKING:
@@ -166,12 +171,57 @@ def _engine_metrics(state: ServiceState) -> Iterable[Metric]:
         "prompt tokens served from the prefix cache",
         value=stats.cached_tokens_total,
     )
+    if health.upstreams:
+        yield from _upstream_metrics(health.upstreams)
     used, capacity = stats.kv_cache_used_tokens, stats.kv_cache_capacity_tokens
     yield GaugeMetricFamily("gemma_kv_cache_used_tokens", "KV cache cells in use", value=used)
     if capacity > 0:
         yield GaugeMetricFamily(
             "gemma_kv_cache_usage_ratio", "share of the KV cache in use", value=used / capacity
         )
+
+
+def _upstream_metrics(upstreams: Iterable[UpstreamStats]) -> Iterable[Metric]:
+    """The remote engine's upstream servers, one labelled series each."""
+    up = GaugeMetricFamily(
+        "gemma_upstream_healthy", "1 while the upstream is in the pool", labels=["upstream"]
+    )
+    in_flight = GaugeMetricFamily(
+        "gemma_upstream_in_flight", "requests open on the upstream", labels=["upstream"]
+    )
+    requests = CounterMetricFamily(
+        "gemma_upstream_requests", "requests sent to the upstream", labels=["upstream"]
+    )
+    errors = CounterMetricFamily(
+        "gemma_upstream_errors",
+        "requests the upstream refused, failed or broke off",
+        labels=["upstream"],
+    )
+    ejections = CounterMetricFamily(
+        "gemma_upstream_ejections", "times the upstream was taken out", labels=["upstream"]
+    )
+    cached = CounterMetricFamily(
+        "gemma_upstream_cached_prompt_tokens",
+        "prompt tokens the upstream reported served from its prefix cache",
+        labels=["upstream"],
+    )
+    latency = HistogramMetricFamily(
+        "gemma_upstream_request_duration_seconds",
+        "time from opening a request on the upstream to its end",
+        labels=["upstream"],
+    )
+    for u in upstreams:
+        up.add_metric([u.url], 1.0 if u.healthy else 0.0)
+        in_flight.add_metric([u.url], u.in_flight)
+        requests.add_metric([u.url], u.requests_total)
+        errors.add_metric([u.url], u.errors_total)
+        ejections.add_metric([u.url], u.ejections_total)
+        cached.add_metric([u.url], u.cached_tokens_total)
+        counts = zip(u.latency_bounds, u.latency_buckets, strict=True)
+        buckets = [(str(b), float(n)) for b, n in counts]
+        buckets.append(("+Inf", float(u.completed_total)))
+        latency.add_metric([u.url], buckets, u.latency_sum_s)
+    yield from (up, in_flight, requests, errors, ejections, cached, latency)
 
 
 def _total_health(state: ServiceState) -> EngineHealth:
@@ -194,6 +244,7 @@ def _total_health(state: ServiceState) -> EngineHealth:
         waiting=sum(h.waiting for h in healths),
         last_step_age_s=max(ages) if ages else None,
         stats=stats,
+        upstreams=tuple(u for h in healths for u in h.upstreams),
     )
 
 

@@ -89,6 +89,10 @@ def completion_job(body: CompletionRequest, settings: ServiceSettings, caller: C
     """A (raw prompt) completion request as a job."""
     if body.suffix:
         raise InvalidRequestError("'suffix' (fill-in-the-middle) is not supported", param="suffix")
+    if body.grammar is not None and body.response_format is not None:
+        raise InvalidRequestError(
+            "'grammar' and 'response_format' cannot both be set", param="grammar"
+        )
     max_tokens = resolve_max_tokens(body.max_tokens, settings, "max_tokens")
     sampling = sampling_from(
         body,
@@ -97,6 +101,7 @@ def completion_job(body: CompletionRequest, settings: ServiceSettings, caller: C
         logprobs=body.logprobs is not None,
         top_logprobs=body.logprobs or 0,
     )
+    sampling.grammar = body.grammar
     prompt = body.prompt
     raw: str | list[int]
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):

@@ -174,6 +174,8 @@ class CompletionRequest(SamplingFields):
     echo: bool = False
     suffix: str | None = None
     response_format: ResponseFormat | None = None
+    # Extension (as llama-server's): a GBNF grammar, root rule "root", that constrains the text.
+    grammar: str | None = Field(default=None, min_length=1, max_length=100_000)
 
     @field_validator("prompt")
     @classmethod

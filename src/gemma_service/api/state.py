@@ -16,7 +16,7 @@ from gemma_service.config import ServiceSettings
 from gemma_service.engine.protocol import EngineClient
 from gemma_service.errors import AuthenticationError, ServiceUnavailableError
 from gemma_service.gpu.residency import GpuResidency
-from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.conversations import ConversationHistory
 from gemma_service.memory.owners import OwnerScope
 from gemma_service.memory.service import MemoryService
 from gemma_service.memory.stored_responses import ResponseStore
@@ -32,7 +32,7 @@ class ServiceState:
     started_at: float = field(default_factory=time.time)
     chat: ChatRouter | None = None
     memory: MemoryService | None = None
-    conversations: ConversationStore | None = None
+    conversations: ConversationHistory | None = None
     responses: ResponseStore | None = None  # stored responses of the Responses API
     draining: bool = False
     load_error: str | None = None

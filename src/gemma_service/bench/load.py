@@ -36,6 +36,8 @@ class LoadConfig:
     # llama.cpp's extension to keep generating past EOS; servers without it ignore the field,
     # and tokens are counted as generated either way.
     ignore_eos: bool = True
+    # Sent as is when set (e.g. end-of-generation tokens banned: equal lengths on any server).
+    logit_bias: dict[str, float] | None = None
     api_key: str | None = None
     request_timeout_s: float = 1800.0
     # Prompts of about this many tokens of real text (bench/corpus.py); 0: short prompts.
@@ -74,6 +76,8 @@ def request_body(config: LoadConfig, prompt: str, max_tokens: int | None = None)
             body[field] = value
     if config.ignore_eos:
         body["ignore_eos"] = True
+    if config.logit_bias:
+        body["logit_bias"] = config.logit_bias
     if config.api == "chat":
         body["messages"] = [{"role": "user", "content": prompt}]
     else:

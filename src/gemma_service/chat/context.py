@@ -18,8 +18,8 @@ from typing import Any, cast
 from gemma_service.chat.job import MemoryOptions
 from gemma_service.chat.prompt import Message
 from gemma_service.memory.conversations import (
+    ConversationHistory,
     ConversationMessage,
-    ConversationStore,
     Role,
     fit_history,
 )
@@ -56,7 +56,7 @@ class ChatContextBuilder:
     def __init__(
         self,
         memory: MemoryService | None,
-        conversations: ConversationStore | None,
+        conversations: ConversationHistory | None,
         count_tokens: Callable[[str], int],
         n_ctx: int,
         on_retrieval: Callable[[float], None] | None = None,

@@ -48,7 +48,7 @@ from gemma_service.engine.protocol import (
 )
 from gemma_service.errors import InvalidRequestError
 from gemma_service.gpu.residency import GpuResidency
-from gemma_service.memory.conversations import ConversationStore
+from gemma_service.memory.conversations import ConversationHistory
 from gemma_service.memory.service import MemoryService
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class ChatService:
         request_timeout_s: float | None = None,
         residency: GpuResidency | None = None,
         memory: MemoryService | None = None,
-        conversations: ConversationStore | None = None,
+        conversations: ConversationHistory | None = None,
         on_retrieval: Callable[[float], None] | None = None,
         hooks: Sequence[RunHook] = (),
         system_prompt: str | None = None,
@@ -129,7 +129,7 @@ class ChatService:
         if prepared.plan is not None:
             sampling = prepared.plan.constrain(sampling)
         else:
-            sampling = replace(sampling, grammar=output_grammar(job.output))
+            sampling = replace(sampling, grammar=output_grammar(job.output) or sampling.grammar)
         sampling = self._bound_thought(sampling, prepared.thinking)
         run_info = RunInfo(
             request_id=job.request_id,
@@ -285,6 +285,7 @@ class ChatService:
                     priority=job.priority,
                     timeout_s=self._timeout,
                     media=prepared.media,
+                    affinity_key=_affinity_key(job),
                 )
                 streams.append(await self._engine.submit(request))
         except BaseException:
@@ -292,6 +293,17 @@ class ChatService:
                 await stream.aclose()
             raise
         return streams
+
+
+def _affinity_key(job: ChatJob) -> str | None:
+    """What keeps a caller's related requests on one upstream: the conversation, else the
+    owner (a remote engine adds the prompt's opening tokens)."""
+    owner = job.caller.owner if job.caller is not None else None
+    if job.memory.conversation_id is not None:
+        return f"conversation:{owner}:{job.memory.conversation_id}"
+    if job.caller is not None:
+        return f"caller:{job.caller.owner or job.caller.id}"
+    return None
 
 
 def _check_vocabulary(job: ChatJob, n_vocab: int) -> None:

@@ -79,6 +79,9 @@ class GenerationRequest:
     # Seconds from submission after which the request ends with finish_reason "timeout".
     timeout_s: float | None = None
     media: list[MediaInput] = field(default_factory=list)
+    # Requests with one key should land where the last one's prefix is cached (a remote engine
+    # keeps them on one upstream); the chat layer sets the conversation or the owner.
+    affinity_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -163,6 +166,24 @@ class EngineStats:
     kv_cache_capacity_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamStats:
+    """One upstream server of a remote engine, for /metrics and /healthz."""
+
+    url: str
+    healthy: bool
+    in_flight: int
+    requests_total: int
+    errors_total: int
+    ejections_total: int
+    cached_tokens_total: int
+    completed_total: int = 0
+    # Seconds per request, counted into ``latency_bounds`` cumulatively (Prometheus buckets).
+    latency_bounds: tuple[float, ...] = ()
+    latency_buckets: tuple[int, ...] = ()
+    latency_sum_s: float = 0.0
+
+
 @dataclass(slots=True)
 class EngineHealth:
     """Liveness of the engine for readiness probes and /healthz."""
@@ -176,6 +197,8 @@ class EngineHealth:
     detail: str | None = None
     last_step_age_s: float | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    # A remote engine's upstream servers (empty for a local engine).
+    upstreams: tuple[UpstreamStats, ...] = ()
 
 
 def check_prompt_fits(n_prompt: int, n_ctx: int, *, param: str | None = None) -> None:

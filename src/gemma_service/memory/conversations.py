@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from gemma_service.memory.owners import LOCAL_OWNER, check_owner
 from gemma_service.memory.sqlite_connections import SqliteConnections
@@ -46,6 +46,27 @@ class ConversationMessage:
     role: Role
     content: str
     is_summary: bool = False
+
+
+class ConversationHistory(Protocol):
+    """Where server-side conversations live: ``ConversationStore`` (SQLite) here, or
+    ``PostgresConversationStore`` shared by front replicas."""
+
+    def append(self, conversation_id: str, role: Role, content: str, *, owner: str) -> None: ...
+
+    def extend(
+        self, conversation_id: str, messages: Sequence[ConversationMessage], *, owner: str
+    ) -> None: ...
+
+    def load(self, conversation_id: str, *, owner: str) -> list[ConversationMessage]: ...
+
+    def replace_with_summary(
+        self, conversation_id: str, n_oldest: int, summary: str, *, owner: str
+    ) -> None: ...
+
+    def delete(self, conversation_id: str, *, owner: str) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class ConversationStore:

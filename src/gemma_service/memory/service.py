@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gemma_service.errors import InvalidRequestError, NotFoundError
 from gemma_service.memory.chunking import split_into_items
+from gemma_service.memory.conversations import ConversationHistory, ConversationStore
 from gemma_service.memory.embedder import Embedder, load_embedders
 from gemma_service.memory.models import (
     NO_FILTERS,
@@ -18,6 +19,7 @@ from gemma_service.memory.models import (
     SearchFilters,
 )
 from gemma_service.memory.owners import LOCAL_OWNER, OwnerScope
+from gemma_service.memory.postgres_conversations import PostgresConversationStore
 from gemma_service.memory.postgres_responses import PostgresResponseStore
 from gemma_service.memory.postgres_store import PostgresMemoryStore
 from gemma_service.memory.remote_retriever import RemoteRetriever
@@ -75,6 +77,16 @@ def local_retriever(
 def memory_not_found(item_id: str) -> NotFoundError:
     """The one answer for an id that does not exist and for another owner's id."""
     return NotFoundError(f"no memory with id {item_id!r}", param="id")
+
+
+def open_conversation_store(
+    url: str | None, data_dir: Path, *, legacy_owner: str
+) -> ConversationHistory:
+    """Server-side conversations: in PostgreSQL when GEMMA_MEMORY_URL names it (so any replica
+    continues any conversation), else in SQLite in the data directory."""
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        return PostgresConversationStore(url)
+    return ConversationStore.in_data_dir(data_dir, legacy_owner=legacy_owner)
 
 
 def open_response_store(url: str | None, data_dir: Path) -> ResponseStore:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from gemma_service.config import ServiceSettings, field_env
+from gemma_service.engine.remote.settings import UpstreamSettings
 from gemma_service.gpu.coordinator_app import CoordinatorSettings
 from gemma_service.memory.settings import MemorySettings
 
@@ -26,7 +27,7 @@ DEPLOY = ROOT / "deploy"
 DEPLOY_SH = DEPLOY / "cloudrun" / "deploy.sh"
 KNOWN_ENV = {
     env
-    for settings in (ServiceSettings, MemorySettings, CoordinatorSettings)
+    for settings in (ServiceSettings, MemorySettings, UpstreamSettings, CoordinatorSettings)
     for info in settings.model_fields.values()
     if (env := field_env(info))
 }

@@ -66,6 +66,10 @@ def health_body(state: ServiceState) -> dict[str, Any]:
     if h.detail or state.load_error:
         body["detail"] = state.load_error or h.detail
     body.update(asdict(h.stats))
+    if h.upstreams:
+        body["upstreams"] = [
+            {"url": u.url, "healthy": u.healthy, "in_flight": u.in_flight} for u in h.upstreams
+        ]
     if state.residency is not None:
         body.update(state.residency.status())
     kernels = kernel_check.current()
