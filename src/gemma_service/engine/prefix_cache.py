@@ -7,6 +7,7 @@ new sequence needs the room; eviction is least-recently-used.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 
@@ -70,13 +71,24 @@ class PrefixCache:
             self._entries[best_slot].last_used = next(self._clock)
         return best_slot, best_len
 
-    def evict_lru(self) -> int | None:
-        """Drop the least recently used entry; return its slot (now free) or None."""
-        if not self._entries:
+    def evict_lru(self, exclude: Collection[int] = ()) -> int | None:
+        """Drop the least recently used entry whose slot is not in ``exclude``; return its slot
+        (now free) or None."""
+        candidates = [e for e in self._entries.values() if e.slot not in exclude]
+        if not candidates:
             return None
-        victim = min(self._entries.values(), key=lambda e: e.last_used)
+        victim = min(candidates, key=lambda e: e.last_used)
         del self._entries[victim.slot]
         return victim.slot
+
+    def evict_lowest(self, exclude: Collection[int] = ()) -> int | None:
+        """Drop the entry in the lowest slot outside ``exclude``; return that slot or None."""
+        candidates = [slot for slot in self._entries if slot not in exclude]
+        if not candidates:
+            return None
+        victim = min(candidates)
+        del self._entries[victim]
+        return victim
 
     def clear(self) -> list[int]:
         slots = list(self._entries)

@@ -183,7 +183,7 @@ def test_shared_slots_take_the_lowest_free_slot_so_running_ones_stay_together() 
     assert d.slot == 1
 
 
-def test_shared_slots_evict_the_least_recently_used_idle_prefix_for_a_new_prompt() -> None:
+def test_shared_slots_evict_an_idle_prefix_for_a_new_prompt() -> None:
     s = Scheduler(batch_size=512, parallel=2, cache_slots=2, shared_slots=True)
     for rid, base in (("a", 100), ("b", 200)):
         s.add(seq(rid, 5, base=base))
@@ -194,6 +194,48 @@ def test_shared_slots_evict_the_least_recently_used_idle_prefix_for_a_new_prompt
     [c] = plan.chunks
     assert c.start_pos == 0 and plan.clear_slots == [c.slot]
     assert len(s.prefix_cache) == 1  # b's prefix is still cached in the other slot
+
+
+def test_after_a_burst_new_prompts_take_the_lowest_idle_slots_so_they_decode_together() -> None:
+    s = Scheduler(batch_size=512, parallel=4, cache_slots=4, shared_slots=True)
+    for rid in "abcd":
+        s.add(seq(rid, 20, base=ord(rid) * 100))
+    step(s)
+    for rid in "cadb":  # finished in another order than they started
+        s.finish(rid)
+    for rid in "xy":
+        s.add(seq(rid, 20, base=ord(rid) * 1000))
+    plan = step(s)
+    assert sorted(c.slot for c in plan.chunks) == [0, 1]
+
+
+def test_a_slot_copied_from_is_not_taken_over_or_evicted_in_the_same_step() -> None:
+    """One request copies the shared part of a cached slot into a free slot; a second request
+    of the same step matches the same slot. Trimming or clearing it for the second request
+    would cut what the copy reads (the backend applies trims before copies), so the second
+    waits for the next step instead."""
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=2, shared_slots=True)
+    s.add(seq("cached", 100))
+    [cached] = step(s).chunks
+    s.finish("cached")
+    s.add(Sequence("b", [*range(40), *range(500, 520)], max_tokens=10))
+    s.add(Sequence("c", [*range(30), *range(600, 620)], max_tokens=10))
+    plan = step(s)
+    assert [(cp.src, cp.n_tokens) for cp in plan.copies] == [(cached.slot, 40)]
+    assert not plan.trims and cached.slot not in plan.clear_slots
+    assert [c.request_id for c in plan.chunks] == ["b"]
+    step(s)  # c is placed once the copy is done
+
+
+def test_a_short_shared_prefix_is_computed_again_not_reused() -> None:
+    s = Scheduler(batch_size=512, parallel=2, cache_slots=2, shared_slots=True)
+    s.add(seq("cached", 100))
+    step(s)
+    s.finish("cached")
+    s.add(Sequence("b", [*range(8), *range(500, 520)], max_tokens=10))  # 8 tokens in common
+    plan = step(s)
+    [b] = plan.chunks
+    assert b.start_pos == 0 and not plan.copies and not plan.trims
 
 
 # --- cohorts: requests arriving together start answering together (cohort_window_s) --------
