@@ -102,7 +102,9 @@ async def test_a_running_sequences_prefix_is_copied_to_another_stream(engine: En
 
 async def test_more_prompts_than_slots_evict_the_oldest_prefix(engine: Engine) -> None:
     subjects = ["Apples", "Rivers", "Mountains", "Clocks", "Lanterns", "Harbors"]
-    prompts = [engine.tokenize(f"{s} are the subject of this story.") for s in subjects]
+    # Long enough to be worth reusing (MIN_REUSE_TOKENS).
+    story = "are the subject of this story, told slowly over many evenings by a small fire."
+    prompts = [engine.tokenize(f"{s} {story}") for s in subjects]
     prompts = prompts[: PARALLEL + 2]
     for i, prompt in enumerate(prompts):
         tokens, _, reason = await run(engine, greedy(f"s{i}", prompt, 6))
