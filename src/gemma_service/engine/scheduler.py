@@ -25,7 +25,7 @@ SHARE_WAIT_MIN_TOKENS = 32
 # A cached prefix shorter than this is computed again rather than reused: it saves next to
 # nothing, and taking over the slot that holds it (or copying a whole KV stream for it) costs
 # more than those few tokens.
-MIN_REUSE_TOKENS = 16
+MIN_REUSE_TOKENS = 8
 
 
 class SeqStatus(Enum):
