@@ -34,6 +34,7 @@ from gemma_service.engine.scheduler import StepPlan
 from gemma_service.errors import InvalidRequestError, ModelFileError
 from gemma_service.llama.kernel_check import RepackMode, default_kernel_cache_dir, start_checked
 from gemma_service.llama.runtime import model_params
+from gemma_service.llama.vocabulary import meta_text, token_piece, tokenize
 from gemma_service.model_files import check_model_file
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ class LlamaBackend:
             kv_cells=int(lc.llama_n_ctx(self._ctx)),
             modalities=self._projector.modalities if self._projector else ("text",),
             mmproj_path=str(self._projector.path) if self._projector else None,
-            architecture=_meta_text(m, b"general.architecture"),
+            architecture=meta_text(m, b"general.architecture"),
         )
 
     def reload(self, gpu_layers: int) -> None:
@@ -256,27 +257,15 @@ class LlamaBackend:
 
     # --- vocabulary -----------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        data = text.encode("utf-8")
-        capacity = len(data) + 8
-        for _ in range(2):
-            buf = (lc.llama_token * capacity)()
-            n = lc.llama_tokenize(
-                self._vocab, data, len(data), buf, capacity, add_special, parse_special
-            )
-            if n >= 0:
-                return list(buf[:n])
-            capacity = -n
-        raise InvalidRequestError("text could not be tokenized")
+        try:
+            return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
 
     def token_bytes(self, token: int, *, special: bool = False) -> bytes:
         if not special and token in self._pieces:
             return self._pieces[token]
-        buf = ctypes.create_string_buffer(64)
-        n = lc.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
-        piece = buf.raw[:n]
+        piece = token_piece(self._vocab, token, special=special)
         if not special:
             self._pieces[token] = piece
         return piece
@@ -380,10 +369,3 @@ class LlamaBackend:
 
 def _address(pointer: Any) -> int:
     return ctypes.cast(pointer, ctypes.c_void_p).value or 0
-
-
-def _meta_text(model: Any, key: bytes) -> str:
-    """A string value of the GGUF's metadata ("" when it has none)."""
-    buf = ctypes.create_string_buffer(256)
-    n = lc.llama_model_meta_val_str(model, key, buf, len(buf))
-    return buf.value.decode("utf-8", "replace") if n >= 0 else ""

@@ -6,10 +6,41 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import llama_cpp as lc
 
 from gemma_service.llama.runtime import ensure_started, model_params
+
+
+def tokenize(vocab: Any, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+    """``text``'s token ids in ``vocab`` (a llama_vocab pointer); ValueError if it cannot be."""
+    data = text.encode("utf-8")
+    capacity = len(data) + 8
+    for _ in range(2):
+        buf = (lc.llama_token * capacity)()
+        n = lc.llama_tokenize(vocab, data, len(data), buf, capacity, add_special, parse_special)
+        if n >= 0:
+            return list(buf[:n])
+        capacity = -n  # minus the room it needs
+    raise ValueError("text could not be tokenized")
+
+
+def token_piece(vocab: Any, token: int, *, special: bool = False) -> bytes:
+    """The bytes ``token`` stands for in ``vocab``."""
+    buf = ctypes.create_string_buffer(64)
+    n = lc.llama_token_to_piece(vocab, token, buf, 64, 0, special)
+    if n < 0:
+        buf = ctypes.create_string_buffer(-n)
+        n = lc.llama_token_to_piece(vocab, token, buf, -n, 0, special)
+    return buf.raw[:n]
+
+
+def meta_text(model: Any, key: bytes) -> str:
+    """A string value of a model's GGUF metadata ("" when it has none)."""
+    buf = ctypes.create_string_buffer(256)
+    n = lc.llama_model_meta_val_str(model, key, buf, len(buf))
+    return buf.value.decode("utf-8", "replace") if n >= 0 else ""
 
 
 def token_counter(model_path: Path) -> Callable[[str], int]:
@@ -54,30 +85,13 @@ class Vocabulary:
         self.bos_token = self.piece(lc.llama_vocab_bos(self._vocab), special=True).decode()
         self.eos_token = self.piece(lc.llama_vocab_eos(self._vocab), special=True).decode()
         # "gemma3", "gemma4", ...: which chat format the template is (chat/chat_format.py).
-        buf = ctypes.create_string_buffer(256)
-        n = lc.llama_model_meta_val_str(self._model, b"general.architecture", buf, len(buf))
-        self.architecture = buf.value.decode("utf-8", "replace") if n >= 0 else ""
+        self.architecture = meta_text(self._model, b"general.architecture")
 
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        data = text.encode("utf-8")
-        capacity = len(data) + 8
-        for _ in range(2):
-            buf = (lc.llama_token * capacity)()
-            n = lc.llama_tokenize(
-                self._vocab, data, len(data), buf, capacity, add_special, parse_special
-            )
-            if n >= 0:
-                return list(buf[:n])
-            capacity = -n
-        raise ValueError("text could not be tokenized")
+        return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
     def piece(self, token: int, *, special: bool = False) -> bytes:
-        buf = ctypes.create_string_buffer(64)
-        n = lc.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
-        return buf.raw[:n]
+        return token_piece(self._vocab, token, special=special)
 
     def detokenize(self, tokens: list[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
