@@ -18,6 +18,13 @@ from gemma_service.bench.stats import LevelSummary, RequestResult, percentile, s
 
 ResultCallback = Callable[[RequestResult], None]
 
+# Sends of one request when the server closes the connection before answering.
+UNANSWERED_ATTEMPTS = 2
+
+
+class UnansweredError(Exception):
+    """The server closed the connection before any response: the request was not served."""
+
 
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
@@ -109,10 +116,19 @@ async def stream_request(
 ) -> RequestResult:
     """Send one streaming request and time its first token, chunk gaps and total."""
     started = time.perf_counter()
-    try:
-        return await _read_stream(client, config, prompt, max_tokens, started)
-    except (httpx.HTTPError, StreamError) as exc:
-        return RequestResult(ok=False, total_s=time.perf_counter() - started, error=_describe(exc))
+    for attempt in range(UNANSWERED_ATTEMPTS):
+        try:
+            return await _read_stream(client, config, prompt, max_tokens, started)
+        except UnansweredError as exc:
+            # A kept-alive connection the server had already closed: nothing was answered,
+            # so the request is sent again on a fresh connection (as browsers and SDKs do).
+            if attempt + 1 < UNANSWERED_ATTEMPTS:
+                continue
+            error = _describe(exc)
+        except (httpx.HTTPError, StreamError) as exc:
+            error = _describe(exc)
+        break
+    return RequestResult(ok=False, total_s=time.perf_counter() - started, error=error)
 
 
 async def _read_stream(
@@ -126,7 +142,12 @@ async def _read_stream(
     arrivals: list[float] = []
     usage_tokens: int | None = None
     prompt_tokens: int | None = None
-    async with client.stream("POST", endpoint_path(config.api), json=body) as response:
+    request = client.build_request("POST", endpoint_path(config.api), json=body)
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.RemoteProtocolError as exc:
+        raise UnansweredError(f"RemoteProtocolError: {exc}") from exc
+    try:
         if response.status_code != 200:
             detail = (await response.aread()).decode(errors="replace")[:200]
             raise StreamError(f"HTTP {response.status_code}: {detail}")
@@ -136,6 +157,8 @@ async def _read_stream(
                 arrivals.append(time.perf_counter())
             usage_tokens = chunk.completion_tokens or usage_tokens
             prompt_tokens = chunk.prompt_tokens or prompt_tokens
+    finally:
+        await response.aclose()
     finished = time.perf_counter()
     return RequestResult(
         ok=True,
@@ -152,7 +175,8 @@ async def _read_stream(
 
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, StreamError) else f"{type(exc).__name__}: {text}"
+    own = isinstance(exc, (StreamError, UnansweredError))
+    return text if own else f"{type(exc).__name__}: {text}"
 
 
 def level_prompt(config: LoadConfig, index: int) -> str:

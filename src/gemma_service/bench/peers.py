@@ -92,8 +92,9 @@ def free_port() -> int:
 def ours_spec(gemma_service_exe: Path, settings: ServerSettings, port: int) -> ServerSpec:
     """gemma-service itself, with the same total KV context as llama-server's slots share.
 
-    Ours keeps one unified KV pool that every sequence draws from (the engine caps it at the
-    model's trained context), so it is given the total rather than a per-sequence window.
+    Like llama-server's ``-c``, ours takes the total: with the default per-sequence KV layout
+    each slot gets the total / ``--parallel`` (the engine caps it at the model's trained
+    context).
     """
     argv = [
         str(gemma_service_exe), "serve",
@@ -185,6 +186,18 @@ class ServerProcess:
                 env={**os.environ, **self.spec.env},
                 start_new_session=True,  # so stop() can signal the server and its children
             )
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the server process has used so far; None where the
+        process is gone or ``/proc`` is not there to read it (not Linux)."""
+        if self._process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # After the command name: state is field 3, utime and stime fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def wait_ready(self) -> None:
         """Poll the readiness route until it answers 200; fail if the process dies first."""

@@ -81,15 +81,6 @@ class PrefixCache:
         del self._entries[victim.slot]
         return victim.slot
 
-    def evict_lowest(self, exclude: Collection[int] = ()) -> int | None:
-        """Drop the entry in the lowest slot outside ``exclude``; return that slot or None."""
-        candidates = [slot for slot in self._entries if slot not in exclude]
-        if not candidates:
-            return None
-        victim = min(candidates)
-        del self._entries[victim]
-        return victim
-
     def clear(self) -> list[int]:
         slots = list(self._entries)
         self._entries.clear()

@@ -274,13 +274,14 @@ class Scheduler:
         # A slot this step copies from keeps its content until the copy is done: it is neither
         # taken over (trimmed) nor evicted (cleared) by a later request of the same step.
         sources = {cp.src for cp in plan.copies}
+        keep = sources | ({src} if src is not None else set())
         taking = src is not None and src == cached_slot and src not in sources
-        if taking and src is not None and self._worth_taking(src, n):
+        if taking and src is not None and self._worth_taking(src, n, keep):
             self.prefix_cache.take(src)  # take the cached slot over, keeping its prefix
             plan.trims.append((src, n))
             seq.slot = src
         else:
-            seq.slot = self._claim_slot(plan, keep=sources | ({src} if src is not None else set()))
+            seq.slot = self._claim_slot(plan, keep=keep)
             if seq.slot is None:
                 return False
             if src is not None and n > 0:
@@ -290,10 +291,16 @@ class Scheduler:
         seq.n_computed = seq.cached_tokens = max(n, 0)
         return True
 
-    def _worth_taking(self, slot: int, n: int) -> bool:
+    def _worth_taking(self, slot: int, n: int, keep: set[int]) -> bool:
         """Take a cached slot over (losing what it holds past ``n``) when most of it matches or
         no slot is free; else keep it (a picture asked about again, a long prefix) and start
-        in a free slot, copying the shared part."""
+        in a free slot, copying the shared part. With one KV stream per slot, a slot that
+        would split the running slots where another would not is not taken either: the
+        shared part is copied into the slot that keeps them together (see ``_claim_slot``)."""
+        if self.shared_slots:
+            other = self._together_slot(keep)
+            if other is not None and self._new_runs(slot) > self._new_runs(other):
+                return False
         return not self._free_slots or 2 * n >= self.prefix_cache.cached_len(slot)
 
     def _add_prefill_chunk(self, plan: StepPlan, seq: Sequence, budget: int) -> int:
@@ -323,26 +330,47 @@ class Scheduler:
         return span.length
 
     def _claim_slot(self, plan: StepPlan, keep: set[int]) -> int | None:
-        """A slot for a new sequence: the lowest free one, else the idle cached one outside
-        ``keep`` (slots this step still copies from) that keeps the running slots together.
+        """A slot for a new sequence, outside ``keep`` (slots this step still copies from).
 
-        With one KV stream per slot llama.cpp decodes a run of consecutive slots in one pass
-        and splits the batch wherever the run breaks; after a burst has filled every slot, an
-        eviction by age scatters the next requests over the slots and each step becomes several
-        passes (measured: 8 clients after 16 decoded at 48-59 instead of 85 tokens/s). So the
-        lowest idle slot goes first; a prompt that matches a cached prefix still finds its own
-        slot and takes it over (``_place``)."""
-        if self._free_slots:
-            slot = min(self._free_slots)
-            self._free_slots.remove(slot)
-            return slot
+        With one KV stream per slot, llama.cpp decodes a run of consecutive slots in one pass
+        and splits the batch wherever the run breaks (each pass reads all the weights again):
+        measured, 8 clients after a 16-client burst decoded at 30-59 instead of 85 tokens/s when
+        the slots were scattered. So the slot that keeps the running slots together goes first,
+        a free one before an idle cached one. Otherwise the lowest free slot, else the least
+        recently used cached one."""
         if self.shared_slots:
-            victim = self.prefix_cache.evict_lowest(exclude=keep)
+            slot = self._together_slot(keep)
+        elif self._free_slots:
+            slot = min(self._free_slots)
         else:
-            victim = self.prefix_cache.evict_lru(exclude=keep)
-        if victim is not None:
-            plan.clear_slots.append(victim)
-        return victim
+            slot = self.prefix_cache.evict_lru(exclude=keep)
+            if slot is not None:
+                plan.clear_slots.append(slot)
+            return slot
+        if slot is None:
+            return None
+        if slot in self._free_slots:
+            self._free_slots.remove(slot)
+        else:
+            self.prefix_cache.take(slot)
+            plan.clear_slots.append(slot)
+        return slot
+
+    def _together_slot(self, keep: set[int]) -> int | None:
+        """The free or idle cached slot outside ``keep`` that adds the fewest breaks to the
+        running slots; a free one before a cached one, then the lowest."""
+        free = set(self._free_slots)
+        cached = [slot for slot in self.prefix_cache.slots() if slot not in keep]
+        candidates = [*free, *cached]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda slot: (self._new_runs(slot), slot not in free, slot))
+
+    def _new_runs(self, slot: int) -> int:
+        """How many more runs of consecutive slots the running sequences form with ``slot``
+        added: 1 (a run of its own), 0 (it extends one) or -1 (it joins two)."""
+        running = {seq.slot for seq in self._running if seq.slot is not None}
+        return 1 - (slot - 1 in running) - (slot + 1 in running)
 
     def _should_wait_for_sharer(self, seq: Sequence) -> bool:
         for other in self._running:

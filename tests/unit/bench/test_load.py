@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from gemma_service.bench.load import (
@@ -72,6 +73,42 @@ async def test_http_error_is_a_failed_result_not_an_exception(
         result = await stream_request(client, config, "hi")
     assert not result.ok
     assert result.error is not None and result.error.startswith("HTTP 400")
+
+
+class ClosesFirstConnections(httpx.AsyncBaseTransport):
+    """Drops the first ``drops`` requests unanswered (a stale kept-alive connection)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, drops: int) -> None:
+        self.inner, self.drops, self.sent = inner, drops, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.sent <= self.drops:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_request_the_server_dropped_unanswered_is_sent_once_more(
+    fake_server_factory: Factory,
+) -> None:
+    transport = ClosesFirstConnections(fake_server_factory(tokens=3).transport(), drops=1)
+    config = LoadConfig(base_url="http://fake", transport=transport)
+    async with make_client(config, 1) as client:
+        result = await stream_request(client, config, "hi")
+    assert result.ok and result.completion_tokens == 3
+    assert transport.sent == 2
+
+
+async def test_a_server_that_keeps_dropping_requests_gives_a_failed_result(
+    fake_server_factory: Factory,
+) -> None:
+    transport = ClosesFirstConnections(fake_server_factory(tokens=3).transport(), drops=5)
+    config = LoadConfig(base_url="http://fake", transport=transport)
+    async with make_client(config, 1) as client:
+        result = await stream_request(client, config, "hi")
+    assert not result.ok and result.error is not None
+    assert "disconnected without sending a response" in result.error
+    assert transport.sent == 2
 
 
 async def test_level_runs_every_client_concurrently_with_distinct_prompts(

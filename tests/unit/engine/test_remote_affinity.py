@@ -34,3 +34,9 @@ def test_a_callers_growing_history_keeps_its_key_but_another_opening_does_not() 
     assert engine._affinity(_request([*opening, 1, 2, 3, 4, 5], "caller:alice")) == first
     assert engine._affinity(_request([*opening, 7], "caller:bob")) != first
     assert engine._affinity(_request([5, *opening], "caller:alice")) != first
+
+
+def test_a_prompt_shorter_than_the_opening_goes_to_the_least_busy_upstream() -> None:
+    engine = _engine()
+    assert engine._affinity(_request(list(range(AFFINITY_PREFIX_TOKENS - 1)), "caller:a")) is None
+    assert engine._affinity(_request([1, 2], None)) is None

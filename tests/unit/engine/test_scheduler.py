@@ -209,6 +209,53 @@ def test_after_a_burst_new_prompts_take_the_lowest_idle_slots_so_they_decode_tog
     assert sorted(c.slot for c in plan.chunks) == [0, 1]
 
 
+def burst_then_keep(s: Scheduler, running: str) -> dict[str, int]:
+    """Fill every slot with a request (prompts of 20 tokens, distinct), finish all but
+    ``running``; return each request's slot."""
+    ids = "abcdefgh"[: s.n_slots]
+    for rid in ids:
+        s.add(seq(rid, 20, base=ord(rid) * 100))
+    slots = {c.request_id: c.slot for c in step(s).chunks}
+    for rid in ids:
+        if rid not in running:
+            s.finish(rid)
+    return slots
+
+
+def test_a_prompt_matching_a_cached_slot_away_from_the_running_ones_is_copied_beside_them() -> None:
+    """Taking the matching idle slot over would split the running slots into two runs (two
+    passes of the model per step with one KV stream per slot); the shared part is copied into
+    the slot next to them instead."""
+    s = Scheduler(batch_size=512, parallel=8, cache_slots=8, shared_slots=True)
+    slots = burst_then_keep(s, running="ab")
+    assert (slots["a"], slots["b"]) == (0, 1)
+    g = slots["g"]
+    s.add(Sequence("new", [*range(ord("g") * 100, ord("g") * 100 + 12), *range(5000, 5010)], 10))
+    plan = step(s)
+    [new] = [c for c in plan.chunks if c.request_id == "new"]
+    assert new.slot == 2 and new.start_pos == 12
+    assert [(cp.src, cp.dst, cp.n_tokens) for cp in plan.copies] == [(g, 2, 12)]
+    assert not plan.trims and plan.clear_slots == [2]
+
+
+def test_with_nothing_running_a_matching_cached_slot_is_taken_over_in_place() -> None:
+    s = Scheduler(batch_size=512, parallel=8, cache_slots=8, shared_slots=True)
+    slots = burst_then_keep(s, running="")
+    s.add(Sequence("new", [*range(ord("g") * 100, ord("g") * 100 + 12), *range(5000, 5010)], 10))
+    plan = step(s)
+    [new] = plan.chunks
+    assert new.slot == slots["g"] and plan.trims == [(slots["g"], 12)] and not plan.copies
+
+
+def test_a_new_prompt_fills_the_hole_a_finished_one_left_between_running_slots() -> None:
+    s = Scheduler(batch_size=512, parallel=8, cache_slots=8, shared_slots=True)
+    burst_then_keep(s, running="abde")  # slots 0, 1, 3, 4 run; 2 is idle with c's prefix
+    s.add(seq("new", 20, base=9000))
+    plan = step(s)
+    [new] = [c for c in plan.chunks if c.request_id == "new"]
+    assert new.slot == 2 and plan.clear_slots == [2]
+
+
 def test_a_slot_copied_from_is_not_taken_over_or_evicted_in_the_same_step() -> None:
     """One request copies the shared part of a cached slot into a free slot; a second request
     of the same step matches the same slot. Trimming or clearing it for the second request

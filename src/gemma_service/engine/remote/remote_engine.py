@@ -196,10 +196,16 @@ class RemoteEngine:
         if stream is not None:
             await stream.aclose()
 
-    def _affinity(self, request: GenerationRequest) -> str:
+    def _affinity(self, request: GenerationRequest) -> str | None:
+        """The upstream choice key: the conversation, else the caller and the prompt's opening
+        tokens. A prompt shorter than the opening gets none (the fewest in flight): its next
+        turn's opening differs anyway, and balancing the load is worth more than re-reading
+        a few dozen tokens."""
         key = request.affinity_key or ""
         if key.startswith("conversation:"):
             return key
+        if len(request.prompt_tokens) < AFFINITY_PREFIX_TOKENS:
+            return None
         head = request.prompt_tokens[:AFFINITY_PREFIX_TOKENS]
         digest = hashlib.blake2b(repr(head).encode(), digest_size=8).hexdigest()
         return f"{key}|{digest}"
