@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gemma_service.bench.peers import (
@@ -68,6 +69,29 @@ def test_process_is_ready_when_its_route_answers_and_stops_on_exit(tmp_path: Pat
         assert server._process is not None and server._process.poll() is None
         process = server._process
     assert process.poll() is not None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_servers_cpu_time_grows_while_it_works(tmp_path: Path) -> None:
+    """What bench-scale reports as the front's own CPU: read from the running process."""
+    port = free_port()
+    busy = (
+        "import http.server, sys, time\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        end = time.process_time() + (0.3 if self.path == '/work' else 0)\n"
+        "        while time.process_time() < end: pass\n"
+        "        self.send_response(200); self.end_headers()\n"
+        "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+    )
+    spec = ServerSpec("busy", [sys.executable, "-c", busy, str(port)], port, "/")
+    server = ServerProcess(spec, tmp_path / "busy.log", ready_timeout_s=20)
+    with server:
+        before = server.cpu_seconds()
+        httpx.get(spec.base_url + "/work", timeout=10)
+        after = server.cpu_seconds()
+    assert before is not None and after is not None and after - before >= 0.25
+    assert server.cpu_seconds() is None  # stopped
 
 
 def test_process_that_exits_is_a_start_error(tmp_path: Path) -> None:
