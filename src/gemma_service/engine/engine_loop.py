@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 EngineState = Literal["loading", "ready", "dead", "stopped"]
 
+# Steps after its acceptance during which a request not yet read counts for cohorts.
+HELD_EXPECTED_STEPS = 2
+
 
 @dataclass(slots=True)
 class _Submit:
@@ -83,6 +86,7 @@ class EngineLoop:
         self.detail: str | None = None
         self._states: dict[str, RequestState] = {}
         self._held: dict[str, RequestState] = {}  # accepted, waiting for their first read
+        self._held_at_step: dict[str, int] = {}  # the step count when each was accepted
         self._pending: list[tuple[RequestState, TokenEvent]] = []
         self.n_submitted = 0
         self.n_taken = 0
@@ -219,6 +223,7 @@ class EngineLoop:
             return
         self._states[req.request_id] = state
         self._held[req.request_id] = state
+        self._held_at_step[req.request_id] = self.steps
         self.n_held += 1
         cmd.accepted.set_result(None)
 
@@ -231,6 +236,7 @@ class EngineLoop:
 
     def _start_held(self, request_id: str) -> None:
         state = self._held.pop(request_id, None)
+        self._held_at_step.pop(request_id, None)
         if state is None:  # aborted or expired meanwhile
             return
         self.n_held -= 1
@@ -261,9 +267,19 @@ class EngineLoop:
                 error = RequestTimeoutError(f"the request ran past its {timeout:g}s deadline")
                 self._end(state.request_id, "timeout", error)
 
+    def _expected_arrivals(self) -> list[float]:
+        """When the held requests were made, for those accepted in the last few steps: a
+        stream is normally first read within a step or two of its acceptance; one held
+        longer (its caller still waiting for something else) does not hold others up."""
+        return [
+            self._held[rid].submitted_at
+            for rid, at in self._held_at_step.items()
+            if self.steps - at <= HELD_EXPECTED_STEPS
+        ]
+
     def _step(self) -> None:
         backend = self.backend
-        plan = self._scheduler.schedule()
+        plan = self._scheduler.schedule(self._expected_arrivals())
         want = {
             rid: s.request.sampling.top_logprobs
             for rid, s in self._states.items()
@@ -324,6 +340,7 @@ class EngineLoop:
     def _close(self, state: RequestState) -> None:
         rid = state.request_id
         self._states.pop(rid, None)
+        self._held_at_step.pop(rid, None)
         if self._held.pop(rid, None) is not None:
             self.n_held -= 1
         self._scheduler.finish(rid, cache=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -189,7 +189,9 @@ class Scheduler:
         return list(self._running)
 
     # --- planning -------------------------------------------------------------------------
-    def schedule(self) -> StepPlan:
+    def schedule(self, expected: Collection[float] = ()) -> StepPlan:
+        """The next step. ``expected``: when requests were made that the engine has accepted
+        but not handed over yet (they start at a coming step); cohorts wait for them too."""
         plan = StepPlan(clear_slots=self._pending_clears)
         self._pending_clears = []
         budget = self.batch_size
@@ -206,10 +208,10 @@ class Scheduler:
                 budget -= self._add_prefill_chunk(plan, seq, budget)
         budget = self._admit(plan, budget)
         if self.cohort_window_s > 0:
-            self._hold_cohort_first_tokens(plan)
+            self._hold_cohort_first_tokens(plan, expected)
         return plan
 
-    def _hold_cohort_first_tokens(self, plan: StepPlan) -> None:
+    def _hold_cohort_first_tokens(self, plan: StepPlan, expected: Collection[float]) -> None:
         """Requests that arrive together start answering together (``cohort_window_s``).
 
         With chunked prefill a burst is prefilled chunk after chunk and each request answers as
@@ -221,7 +223,9 @@ class Scheduler:
         still has prompt to compute, so a burst's first tokens come out in one step, as
         llama-server's large batches make them. Decoding streams are never held; a request
         that arrives later does not extend the wait, and a waiting one counts only as far as
-        free slots will admit it.
+        free slots will admit it. A request the engine has accepted but not handed over yet
+        (``expected``) has all its prompt to compute: without it, the first prompt of a
+        burst answered alone, one step before the rest of the burst reached the scheduler.
         """
         now = self._clock()
         ends = {c.request_id: c.start_pos + len(c.tokens) for c in plan.chunks}
@@ -236,7 +240,9 @@ class Scheduler:
             if seq is not None and seq.prefilling and chunk.sample:
                 seq.ready_at = now if seq.ready_at is None else seq.ready_at
                 deadline = seq.ready_at + self.cohort_window_s
-                if any(o is not seq and o.arrived_at <= deadline for o in busy):
+                if any(o is not seq and o.arrived_at <= deadline for o in busy) or any(
+                    at <= deadline for at in expected
+                ):
                     if len(chunk.tokens) > 1:
                         kept.append(
                             dataclasses.replace(chunk, tokens=chunk.tokens[:-1], sample=False)

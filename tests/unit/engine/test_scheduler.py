@@ -370,3 +370,27 @@ def test_a_request_outside_the_window_or_without_a_free_slot_holds_nobody() -> N
     clock.now = 5.0
     late.add(seq("y", 200, base=2000))
     assert first_token_steps(late, ["x", "z", "y"])["x"] == 0  # released with z's prompt
+
+
+def test_a_request_the_engine_has_not_handed_over_yet_holds_the_burst_it_arrived_with() -> None:
+    """The engine hands a request to the scheduler a step or two after accepting it; the
+    first prompt of a burst must not answer alone meanwhile."""
+    clock = FakeClock()
+    s = Scheduler(
+        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
+        clock=clock,
+    )  # fmt: skip
+    s.add(seq("a", 10, base=0))
+    plan = s.schedule(expected=[0.0])  # b, made with a, is still on its way
+    s.update(plan, {})
+    assert not any(c.sample for c in plan.chunks)  # a's final token waits
+    s.add(seq("b", 10, base=1000))
+    steps = first_token_steps(s, ["a", "b"], steps=4)
+    assert steps["a"] == steps["b"]
+    # Expected long after a was ready (beyond the window): no wait.
+    late = Scheduler(
+        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
+        clock=clock,
+    )  # fmt: skip
+    late.add(seq("x", 10, base=0))
+    assert any(c.sample for c in late.schedule(expected=[9.0]).chunks)
