@@ -22,8 +22,8 @@ import llama_cpp as lc
 from gemma_service.chat.structured import schema_to_gbnf
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
-from gemma_service.engine.llama_chain import llama_sampler_chain
 from gemma_service.engine.protocol import SamplingParams
+from gemma_service.engine.sampling.llama_chain import llama_sampler_chain
 from gemma_service.engine.scheduler import Chunk, StepPlan
 from gemma_service.model_files import prepare_default_model
 

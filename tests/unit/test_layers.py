@@ -166,8 +166,8 @@ def test_only_the_llama_backend_imports_llama_cpp() -> None:
     llama_package = {n for n in importers if n.startswith("gemma_service.llama.")}
     allowed = {
         "gemma_service.engine.llama_backend",
-        "gemma_service.engine.llama_chain",
-        "gemma_service.engine.llama_grammar",
+        "gemma_service.engine.sampling.llama_chain",
+        "gemma_service.engine.sampling.llama_grammar",
         "gemma_service.engine.llama_projector",  # the backend's mtmd half
         "gemma_service.memory.embedder",
     }

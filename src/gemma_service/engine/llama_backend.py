@@ -23,13 +23,13 @@ import llama_cpp as lc
 import numpy as np
 
 from gemma_service.engine.backend import KvCacheFullError, SampledToken
-from gemma_service.engine.batch_sampler import BatchSampler
-from gemma_service.engine.llama_grammar import TOKEN_DATA as _TOKEN_DATA
-from gemma_service.engine.llama_grammar import CandidateBuffer, LlamaGrammar
 from gemma_service.engine.llama_projector import Projector
-from gemma_service.engine.logprobs import token_logprobs
 from gemma_service.engine.media import MediaLayout
 from gemma_service.engine.protocol import GenerationRequest, ModelInfo, SamplingParams
+from gemma_service.engine.sampling.batch_sampler import BatchSampler
+from gemma_service.engine.sampling.llama_grammar import TOKEN_DATA as _TOKEN_DATA
+from gemma_service.engine.sampling.llama_grammar import CandidateBuffer, LlamaGrammar
+from gemma_service.engine.sampling.logprobs import token_logprobs
 from gemma_service.engine.scheduler import StepPlan
 from gemma_service.errors import InvalidRequestError, ModelFileError
 from gemma_service.llama.kernel_check import RepackMode, default_kernel_cache_dir, start_checked

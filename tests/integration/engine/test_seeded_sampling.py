@@ -14,8 +14,8 @@ import pytest
 from gemma_service.config import ServiceSettings
 from gemma_service.engine.async_engine import Engine, EngineConfig
 from gemma_service.engine.llama_backend import LlamaBackend, LlamaConfig
-from gemma_service.engine.llama_chain import llama_sampler_chain
 from gemma_service.engine.protocol import GenerationRequest, SamplingParams
+from gemma_service.engine.sampling.llama_chain import llama_sampler_chain
 from gemma_service.model_files import prepare_default_model
 
 pytestmark = pytest.mark.integration

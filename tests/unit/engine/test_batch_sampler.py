@@ -6,11 +6,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from gemma_service.engine.batch_sampler import BatchSampler
-from gemma_service.engine.logit_adjustments import PENALTY_WINDOW, LogitAdjustment, PenaltyWindow
 from gemma_service.engine.protocol import SamplingParams
-from gemma_service.engine.sampling_numerics import Mt19937Uniform
-from gemma_service.engine.token_draw import DrawBuffers, draw_full_vocabulary
+from gemma_service.engine.sampling.batch_sampler import BatchSampler
+from gemma_service.engine.sampling.logit_adjustments import (
+    PENALTY_WINDOW,
+    LogitAdjustment,
+    PenaltyWindow,
+)
+from gemma_service.engine.sampling.numerics import Mt19937Uniform
+from gemma_service.engine.sampling.token_draw import DrawBuffers, draw_full_vocabulary
 
 V = 4096
 EOS = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gemma_service.engine.logprobs import token_logprobs
+from gemma_service.engine.sampling.logprobs import token_logprobs
 
 
 def test_logprobs_match_a_float64_log_softmax_and_list_the_best_tokens_in_order() -> None:

@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from gemma_service.engine.batch_sampler import SequenceSampler
 from gemma_service.engine.protocol import SamplingParams
+from gemma_service.engine.sampling.batch_sampler import SequenceSampler
+from gemma_service.engine.sampling.token_draw import DrawBuffers
 from gemma_service.engine.scheduler import Chunk, StepPlan
-from gemma_service.engine.token_draw import DrawBuffers
 
 lc: Any = importlib.import_module("llama_cpp") if importlib.util.find_spec("llama_cpp") else None
 pytestmark = pytest.mark.skipif(lc is None, reason="llama_cpp is not installed")
@@ -108,7 +108,7 @@ def model_rows() -> list[F32]:
 
 def chain_tokens(params: SamplingParams, rows: list[F32]) -> Iterator[int]:
     """llama.cpp's chain sampling each row in turn (accepting each token, as the engine did)."""
-    from gemma_service.engine.llama_chain import llama_sampler_chain
+    from gemma_service.engine.sampling.llama_chain import llama_sampler_chain
 
     chain = llama_sampler_chain(params, V)
     try:
@@ -172,8 +172,8 @@ def test_same_tokens_with_logit_bias(model_rows: list[F32]) -> None:
 def test_top_p_right_at_a_cutoff_keeps_what_llama_cpp_keeps(synthetic_rows: list[F32]) -> None:
     """top_p equal to a running share (in float32) is the case the fast normaliser cannot
     call; the exact one must then keep the same tokens as llama.cpp's top-p stage."""
-    from gemma_service.engine.sampling_numerics import expf, ordered_sum_f32
-    from gemma_service.engine.truncation import truncate
+    from gemma_service.engine.sampling.numerics import expf, ordered_sum_f32
+    from gemma_service.engine.sampling.truncation import truncate
 
     row = synthetic_rows[1]
     probs = expf(row - row.max())

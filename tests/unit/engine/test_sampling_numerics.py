@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from gemma_service.engine.sampling_numerics import Mt19937Uniform, expf, logf, ordered_sum_f32
-from gemma_service.engine.token_draw import EXP_REL_ERROR
+from gemma_service.engine.sampling.numerics import Mt19937Uniform, expf, logf, ordered_sum_f32
+from gemma_service.engine.sampling.token_draw import EXP_REL_ERROR
 
 
 def _libm_function(name: str) -> ctypes._CFuncPtr:  # type: ignore[name-defined]

@@ -8,8 +8,12 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from gemma_service.engine.sampling_numerics import Mt19937Uniform, expf
-from gemma_service.engine.token_draw import DrawBuffers, draw_candidates, draw_full_vocabulary
+from gemma_service.engine.sampling.numerics import Mt19937Uniform, expf
+from gemma_service.engine.sampling.token_draw import (
+    DrawBuffers,
+    draw_candidates,
+    draw_full_vocabulary,
+)
 
 V = 32_768  # the logic is size-independent; a smaller vocabulary keeps the tests quick
 ONE = np.float32(1.0)

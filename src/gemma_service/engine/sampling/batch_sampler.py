@@ -22,11 +22,15 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from gemma_service.engine.logit_adjustments import LogitAdjustment
 from gemma_service.engine.protocol import SamplingParams
-from gemma_service.engine.sampling_numerics import Mt19937Uniform
-from gemma_service.engine.token_draw import DrawBuffers, draw_candidates, draw_full_vocabulary
-from gemma_service.engine.truncation import truncate
+from gemma_service.engine.sampling.logit_adjustments import LogitAdjustment
+from gemma_service.engine.sampling.numerics import Mt19937Uniform
+from gemma_service.engine.sampling.token_draw import (
+    DrawBuffers,
+    draw_candidates,
+    draw_full_vocabulary,
+)
+from gemma_service.engine.sampling.truncation import truncate
 
 F32 = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from gemma_service.engine.sampling_numerics import expf
+from gemma_service.engine.sampling.numerics import expf
 
 F32 = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gemma_service.engine.sampling_numerics import expf, logf, ordered_sum_f32
+from gemma_service.engine.sampling.numerics import expf, logf, ordered_sum_f32
 
 F32 = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]

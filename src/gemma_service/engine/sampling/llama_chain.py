@@ -12,8 +12,8 @@ from typing import Any
 
 import llama_cpp as lc
 
-from gemma_service.engine.logit_adjustments import PENALTY_WINDOW
 from gemma_service.engine.protocol import SamplingParams
+from gemma_service.engine.sampling.logit_adjustments import PENALTY_WINDOW
 
 
 def llama_sampler_chain(params: SamplingParams, n_vocab: int) -> Any:
