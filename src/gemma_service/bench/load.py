@@ -116,18 +116,17 @@ async def stream_request(
 ) -> RequestResult:
     """Send one streaming request and time its first token, chunk gaps and total."""
     started = time.perf_counter()
-    for attempt in range(UNANSWERED_ATTEMPTS):
+    error = ""
+    for _ in range(UNANSWERED_ATTEMPTS):
         try:
             return await _read_stream(client, config, prompt, max_tokens, started)
         except UnansweredError as exc:
             # A kept-alive connection the server had already closed: nothing was answered,
             # so the request is sent again on a fresh connection (as browsers and SDKs do).
-            if attempt + 1 < UNANSWERED_ATTEMPTS:
-                continue
             error = _describe(exc)
         except (httpx.HTTPError, StreamError) as exc:
             error = _describe(exc)
-        break
+            break
     return RequestResult(ok=False, total_s=time.perf_counter() - started, error=error)
 
 

@@ -86,7 +86,6 @@ class EngineLoop:
         self.detail: str | None = None
         self._states: dict[str, RequestState] = {}
         self._held: dict[str, RequestState] = {}  # accepted, waiting for their first read
-        self._held_at_step: dict[str, int] = {}  # the step count when each was accepted
         self._pending: list[tuple[RequestState, TokenEvent]] = []
         self.n_submitted = 0
         self.n_taken = 0
@@ -222,8 +221,8 @@ class EngineLoop:
             cmd.accepted.set_exception(GenerationFailedError(f"the request failed: {exc}"))
             return
         self._states[req.request_id] = state
+        state.accepted_at_step = self.steps
         self._held[req.request_id] = state
-        self._held_at_step[req.request_id] = self.steps
         self.n_held += 1
         cmd.accepted.set_result(None)
 
@@ -236,7 +235,6 @@ class EngineLoop:
 
     def _start_held(self, request_id: str) -> None:
         state = self._held.pop(request_id, None)
-        self._held_at_step.pop(request_id, None)
         if state is None:  # aborted or expired meanwhile
             return
         self.n_held -= 1
@@ -272,9 +270,9 @@ class EngineLoop:
         stream is normally first read within a step or two of its acceptance; one held
         longer (its caller still waiting for something else) does not hold others up."""
         return [
-            self._held[rid].submitted_at
-            for rid, at in self._held_at_step.items()
-            if self.steps - at <= HELD_EXPECTED_STEPS
+            state.submitted_at
+            for state in self._held.values()
+            if self.steps - state.accepted_at_step <= HELD_EXPECTED_STEPS
         ]
 
     def _step(self) -> None:
@@ -340,7 +338,6 @@ class EngineLoop:
     def _close(self, state: RequestState) -> None:
         rid = state.request_id
         self._states.pop(rid, None)
-        self._held_at_step.pop(rid, None)
         if self._held.pop(rid, None) is not None:
             self.n_held -= 1
         self._scheduler.finish(rid, cache=True)

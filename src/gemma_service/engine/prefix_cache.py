@@ -71,15 +71,20 @@ class PrefixCache:
             self._entries[best_slot].last_used = next(self._clock)
         return best_slot, best_len
 
-    def evict_lru(self, exclude: Collection[int] = ()) -> int | None:
-        """Drop the least recently used entry whose slot is not in ``exclude``; return its slot
-        (now free) or None."""
+    def lru_slot(self, exclude: Collection[int] = ()) -> int | None:
+        """The slot of the least recently used entry outside ``exclude`` (None: there is none)."""
         candidates = [e for e in self._entries.values() if e.slot not in exclude]
         if not candidates:
             return None
-        victim = min(candidates, key=lambda e: e.last_used)
-        del self._entries[victim.slot]
-        return victim.slot
+        return min(candidates, key=lambda e: e.last_used).slot
+
+    def evict_lru(self, exclude: Collection[int] = ()) -> int | None:
+        """Drop the least recently used entry whose slot is not in ``exclude``; return its slot
+        (now free) or None."""
+        victim = self.lru_slot(exclude)
+        if victim is not None:
+            del self._entries[victim]
+        return victim
 
     def clear(self) -> list[int]:
         slots = list(self._entries)

@@ -32,6 +32,7 @@ class RequestState:
     queue: asyncio.Queue[TokenEvent]
     n_ctx: int
     submitted_at: float = field(default_factory=time.monotonic)
+    accepted_at_step: int = 0  # the engine's step count when it accepted the request
     n_generated: int = 0
     cached_tokens: int = 0
     finished: bool = False

@@ -304,8 +304,9 @@ class Scheduler:
         would split the running slots where another would not is not taken either: the
         shared part is copied into the slot that keeps them together (see ``_claim_slot``)."""
         if self.shared_slots:
-            other = self._together_slot(keep)
-            if other is not None and self._new_runs(slot) > self._new_runs(other):
+            running = self._running_slots()
+            other = self._together_slot(keep, running)
+            if other is not None and _new_runs(slot, running) > _new_runs(other, running):
                 return False
         return not self._free_slots or 2 * n >= self.prefix_cache.cached_len(slot)
 
@@ -345,14 +346,11 @@ class Scheduler:
         a free one before an idle cached one. Otherwise the lowest free slot, else the least
         recently used cached one."""
         if self.shared_slots:
-            slot = self._together_slot(keep)
+            slot = self._together_slot(keep, self._running_slots())
         elif self._free_slots:
             slot = min(self._free_slots)
         else:
-            slot = self.prefix_cache.evict_lru(exclude=keep)
-            if slot is not None:
-                plan.clear_slots.append(slot)
-            return slot
+            slot = self.prefix_cache.lru_slot(exclude=keep)
         if slot is None:
             return None
         if slot in self._free_slots:
@@ -362,21 +360,18 @@ class Scheduler:
             plan.clear_slots.append(slot)
         return slot
 
-    def _together_slot(self, keep: set[int]) -> int | None:
+    def _running_slots(self) -> set[int]:
+        return {seq.slot for seq in self._running if seq.slot is not None}
+
+    def _together_slot(self, keep: set[int], running: set[int]) -> int | None:
         """The free or idle cached slot outside ``keep`` that adds the fewest breaks to the
-        running slots; a free one before a cached one, then the lowest."""
+        ``running`` slots; a free one before a cached one, then the lowest."""
         free = set(self._free_slots)
         cached = [slot for slot in self.prefix_cache.slots() if slot not in keep]
         candidates = [*free, *cached]
         if not candidates:
             return None
-        return min(candidates, key=lambda slot: (self._new_runs(slot), slot not in free, slot))
-
-    def _new_runs(self, slot: int) -> int:
-        """How many more runs of consecutive slots the running sequences form with ``slot``
-        added: 1 (a run of its own), 0 (it extends one) or -1 (it joins two)."""
-        running = {seq.slot for seq in self._running if seq.slot is not None}
-        return 1 - (slot - 1 in running) - (slot + 1 in running)
+        return min(candidates, key=lambda slot: (_new_runs(slot, running), slot not in free, slot))
 
     def _should_wait_for_sharer(self, seq: Sequence) -> bool:
         for other in self._running:
@@ -475,3 +470,9 @@ def _fold_output_into_prompt(seq: Sequence) -> None:
     seq.prompt, seq.output = seq.tokens, []
     seq.n_computed = seq.cached_tokens = 0
     seq.ready_at = None
+
+
+def _new_runs(slot: int, running: set[int]) -> int:
+    """How many more runs of consecutive slots ``running`` forms with ``slot`` added: 1 (a run
+    of its own), 0 (it extends one) or -1 (it joins two)."""
+    return 1 - (slot - 1 in running) - (slot + 1 in running)

@@ -17,6 +17,7 @@ from gemma_service.bench.load import (
     run_prefix_test,
     stream_request,
 )
+from gemma_service.bench.stats import RequestResult
 
 Factory = Callable[..., Any]
 
@@ -88,13 +89,18 @@ class ClosesFirstConnections(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def send_dropping(server: Any, drops: int) -> tuple[RequestResult, ClosesFirstConnections]:
+    """One request through a transport that drops the first ``drops`` sends unanswered."""
+    transport = ClosesFirstConnections(server.transport(), drops=drops)
+    config = LoadConfig(base_url="http://fake", transport=transport)
+    async with make_client(config, 1) as client:
+        return await stream_request(client, config, "hi"), transport
+
+
 async def test_a_request_the_server_dropped_unanswered_is_sent_once_more(
     fake_server_factory: Factory,
 ) -> None:
-    transport = ClosesFirstConnections(fake_server_factory(tokens=3).transport(), drops=1)
-    config = LoadConfig(base_url="http://fake", transport=transport)
-    async with make_client(config, 1) as client:
-        result = await stream_request(client, config, "hi")
+    result, transport = await send_dropping(fake_server_factory(tokens=3), drops=1)
     assert result.ok and result.completion_tokens == 3
     assert transport.sent == 2
 
@@ -102,10 +108,7 @@ async def test_a_request_the_server_dropped_unanswered_is_sent_once_more(
 async def test_a_server_that_keeps_dropping_requests_gives_a_failed_result(
     fake_server_factory: Factory,
 ) -> None:
-    transport = ClosesFirstConnections(fake_server_factory(tokens=3).transport(), drops=5)
-    config = LoadConfig(base_url="http://fake", transport=transport)
-    async with make_client(config, 1) as client:
-        result = await stream_request(client, config, "hi")
+    result, transport = await send_dropping(fake_server_factory(tokens=3), drops=5)
     assert not result.ok and result.error is not None
     assert "disconnected without sending a response" in result.error
     assert transport.sent == 2

@@ -294,6 +294,14 @@ class FakeClock:
         return self.now
 
 
+def cohort_scheduler(clock: FakeClock, parallel: int = 4) -> Scheduler:
+    """A scheduler whose requests arriving within 0.5 s of each other answer together."""
+    return Scheduler(
+        batch_size=64, parallel=parallel, cache_slots=0, shared_slots=True,
+        cohort_window_s=0.5, clock=clock,
+    )  # fmt: skip
+
+
 def first_token_steps(s: Scheduler, ids: list[str], steps: int = 20) -> dict[str, int]:
     """The step at which each request got its first sampled token."""
     seen: dict[str, int] = {}
@@ -314,10 +322,7 @@ def test_without_a_window_each_request_answers_as_soon_as_its_prompt_is_in() -> 
 
 def test_a_burst_within_the_window_answers_in_one_step_and_running_streams_keep_flowing() -> None:
     clock = FakeClock()
-    s = Scheduler(
-        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
-        clock=clock,
-    )  # fmt: skip
+    s = cohort_scheduler(clock)
     s.add(seq("early", 10, base=5000))
     step(s)  # "early" is decoding before the burst
     clock.now = 10.0
@@ -337,10 +342,7 @@ def test_a_burst_within_the_window_answers_in_one_step_and_running_streams_keep_
 
 def test_a_burst_larger_than_one_step_still_answers_together() -> None:
     clock = FakeClock()
-    s = Scheduler(
-        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
-        clock=clock,
-    )  # fmt: skip
+    s = cohort_scheduler(clock)
     for rid, base in (("a", 0), ("b", 1000), ("c", 2000)):
         s.add(seq(rid, 60, base=base))  # 180 tokens: three steps' budget, admitted in turn
     steps = first_token_steps(s, ["a", "b", "c"])
@@ -349,10 +351,7 @@ def test_a_burst_larger_than_one_step_still_answers_together() -> None:
 
 def test_a_request_outside_the_window_or_without_a_free_slot_holds_nobody() -> None:
     clock = FakeClock()
-    s = Scheduler(
-        batch_size=64, parallel=2, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
-        clock=clock,
-    )  # fmt: skip
+    s = cohort_scheduler(clock, parallel=2)
     s.add(seq("a", 60, base=0))
     s.add(seq("b", 60, base=1000))
     s.add(seq("c", 60, base=2000))  # same burst, but no slot free: it waits, holding nobody
@@ -360,10 +359,7 @@ def test_a_request_outside_the_window_or_without_a_free_slot_holds_nobody() -> N
     assert steps["a"] == steps["b"] == 1
     # x waits for z (same burst); y arrives long after x was ready and must not prolong it.
     clock.now = 0.0
-    late = Scheduler(
-        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
-        clock=clock,
-    )  # fmt: skip
+    late = cohort_scheduler(clock)
     late.add(seq("x", 10, base=0))
     late.add(seq("z", 100, base=1000))
     step(late)  # x's prompt is in but for its final token, held for z
@@ -376,10 +372,7 @@ def test_a_request_the_engine_has_not_handed_over_yet_holds_the_burst_it_arrived
     """The engine hands a request to the scheduler a step or two after accepting it; the
     first prompt of a burst must not answer alone meanwhile."""
     clock = FakeClock()
-    s = Scheduler(
-        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
-        clock=clock,
-    )  # fmt: skip
+    s = cohort_scheduler(clock)
     s.add(seq("a", 10, base=0))
     plan = s.schedule(expected=[0.0])  # b, made with a, is still on its way
     s.update(plan, {})
@@ -388,9 +381,6 @@ def test_a_request_the_engine_has_not_handed_over_yet_holds_the_burst_it_arrived
     steps = first_token_steps(s, ["a", "b"], steps=4)
     assert steps["a"] == steps["b"]
     # Expected long after a was ready (beyond the window): no wait.
-    late = Scheduler(
-        batch_size=64, parallel=4, cache_slots=0, shared_slots=True, cohort_window_s=0.5,
-        clock=clock,
-    )  # fmt: skip
+    late = cohort_scheduler(clock)
     late.add(seq("x", 10, base=0))
     assert any(c.sample for c in late.schedule(expected=[9.0]).chunks)
